@@ -1,0 +1,1 @@
+"""petitionbot: the application (configuration, CLI, channels, wiring)."""

@@ -1,0 +1,46 @@
+"""The app factory: everything built from `Settings`, the same for production and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.i18n import Translations
+from db.migrate import upgrade
+from db.session import create_engine, create_sessionmaker
+from handlers.content import load_content
+
+
+@dataclass(slots=True)
+class App:
+    """The running application's parts."""
+
+    settings: Settings
+    engine: AsyncEngine
+    conversation: Conversation
+    translations: Translations
+
+    async def close(self) -> None:
+        """Release the database."""
+        await self.engine.dispose()
+
+
+async def build_app(settings: Settings, *, migrate: bool = True) -> App:
+    """Connect, bring the schema up to date, load catalogs and content."""
+    content = load_content(settings.petition_file)
+    translations = Translations(settings.locales_dir)
+    engine = create_engine(settings.database_url)
+    if migrate:
+        await upgrade(engine)
+    conversation = Conversation(
+        sessions=create_sessionmaker(engine),
+        translations=translations,
+        content=content,
+        goal=settings.petition_goal,
+    )
+    return App(
+        settings=settings, engine=engine, conversation=conversation, translations=translations
+    )

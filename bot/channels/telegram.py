@@ -1,0 +1,231 @@
+"""Telegram through aiogram 3: updates become `Incoming`, `Reply` becomes Bot API calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher, F, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ChatType, ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import (
+    BotCommand,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.app import App
+from bot.config import Settings
+from bot.i18n import N_
+from handlers.base import Incoming, Kind, Reply
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+ALLOWED_UPDATES = ["message", "callback_query"]
+COMMANDS = (
+    ("start", N_("Start: read the petition")),
+    ("sign", N_("Sign the petition")),
+    ("mysignature", N_("See, change or withdraw your signature")),
+    ("language", N_("Change the language")),
+    ("help", N_("What this bot can do")),
+    ("cancel", N_("Stop what you are doing")),
+)
+
+
+def build_bot(settings: Settings, session: Any = None) -> Bot:
+    """A Bot for the configured token, talking to the official or a self-hosted Bot API."""
+    if settings.telegram_bot_token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    if session is None:
+        session = AiohttpSession(
+            api=TelegramAPIServer.from_base(settings.telegram_api_url)
+            if settings.telegram_api_url
+            else TelegramAPIServer.from_base("https://api.telegram.org")
+        )
+    return Bot(
+        token=settings.telegram_bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def to_incoming(message: Message) -> Incoming:
+    """What a Telegram message means, channel-neutrally."""
+    forwarded = message.forward_origin is not None
+    if message.text is not None:
+        return Incoming.message(message.text, forwarded=forwarded)
+    if message.contact is not None:
+        sender = message.from_user.id if message.from_user else None
+        return Incoming(
+            Kind.CONTACT,
+            contact_phone=message.contact.phone_number,
+            contact_is_own=sender is not None and message.contact.user_id == sender,
+            forwarded=forwarded,
+        )
+    return Incoming(Kind.OTHER, forwarded=forwarded)
+
+
+def to_markup(reply: Reply) -> Any:
+    """The keyboard Telegram shows under a reply."""
+    if reply.contact_label:
+        # A reply keyboard: the contact button is only allowed there, so the other
+        # options come along as text buttons (their labels are matched as typed text).
+        rows = [[KeyboardButton(text=reply.contact_label, request_contact=True)]]
+        rows += [[KeyboardButton(text=button.label) for button in row] for row in reply.buttons]
+        return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, one_time_keyboard=True)
+    if reply.buttons:
+        return InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text=b.label, callback_data=b.payload) for b in row]
+                for row in reply.buttons
+            ]
+        )
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+class TelegramChannel:
+    """Feeds Telegram updates to the conversation and sends its replies."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.router = Router(name="petition")
+        self.router.message.register(self.on_message, F.chat.type == ChatType.PRIVATE)
+        self.router.callback_query.register(self.on_callback)
+
+    async def _share_link(self, bot: Bot) -> Any:
+        me = await bot.me()
+        username = me.username
+
+        def link(code: str) -> str | None:
+            return f"https://t.me/{username}?start={code}" if username else None
+
+        return link
+
+    async def _process(
+        self, bot: Bot, user_id: int, update: Update, incoming: Incoming
+    ) -> list[Reply]:
+        return await self.app.conversation.process(
+            channel=CHANNEL,
+            user_id=str(user_id),
+            update_key=str(update.update_id),
+            incoming=incoming,
+            share_link=await self._share_link(bot),
+        )
+
+    async def on_message(self, message: Message, bot: Bot, event_update: Update) -> None:
+        """A message in a private chat."""
+        if message.from_user is None or message.from_user.is_bot:
+            return
+        replies = await self._process(bot, message.from_user.id, event_update, to_incoming(message))
+        await self.send(bot, message.chat.id, replies)
+
+    async def on_callback(self, query: CallbackQuery, bot: Bot, event_update: Update) -> None:
+        """A press on an inline button."""
+        try:
+            await query.answer()
+        except TelegramAPIError as error:  # an old query can no longer be answered
+            logger.debug("answerCallbackQuery failed: %s", error)
+        incoming = Incoming.button(query.data or "")
+        replies = await self._process(bot, query.from_user.id, event_update, incoming)
+        chat_id = query.message.chat.id if query.message else query.from_user.id
+        await self.send(bot, chat_id, replies)
+
+    async def send(self, bot: Bot, chat_id: int, replies: list[Reply]) -> None:
+        """Send replies in order; a failure is logged, never raised into the dispatcher."""
+        for reply in replies:
+            try:
+                await bot.send_message(chat_id, reply.text, reply_markup=to_markup(reply))
+            except TelegramAPIError as error:
+                logger.warning("sendMessage to a chat failed: %s", type(error).__name__)
+                return
+
+
+def build_dispatcher(app: App) -> Dispatcher:
+    """The production dispatcher (tests feed updates into this same one)."""
+    dispatcher = Dispatcher()
+    dispatcher.include_router(TelegramChannel(app).router)
+    return dispatcher
+
+
+async def set_commands(bot: Bot, app: App) -> None:
+    """The command menu in Khmer and English; a failure is logged, not fatal."""
+    for language in ("en", "km"):
+        gettext = app.translations.get(language).gettext
+        commands = [BotCommand(command=name, description=gettext(text)) for name, text in COMMANDS]
+        try:
+            await bot.set_my_commands(
+                commands, language_code=None if language == "en" else language
+            )
+        except (TelegramAPIError, OSError) as error:
+            logger.warning("setMyCommands (%s) failed: %s", language, error)
+
+
+async def run_polling(app: App) -> None:
+    """Long polling: the default, needs no public address."""
+    bot = build_bot(app.settings)
+    dispatcher = build_dispatcher(app)
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+    except TelegramAPIError as error:
+        logger.warning("deleteWebhook failed: %s", error)
+    await set_commands(bot, app)
+    logger.info("Telegram long polling started")
+    await dispatcher.start_polling(bot, allowed_updates=ALLOWED_UPDATES, handle_signals=False)
+
+
+def build_webhook_app(app: App, bot: Bot, dispatcher: Dispatcher) -> web.Application:
+    """The aiohttp application that receives Telegram's webhook calls."""
+    settings = app.settings
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    web_app = web.Application(client_max_size=1024 * 1024)
+    SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret).register(
+        web_app, path=settings.webhook_path
+    )
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    web_app.router.add_get("/healthz", healthz)
+    setup_application(web_app, dispatcher, bot=bot)
+    return web_app
+
+
+async def run_webhook(app: App) -> None:
+    """Webhook mode: Telegram calls us at WEBHOOK_URL + WEBHOOK_PATH."""
+    settings = app.settings
+    if settings.webhook_url is None or settings.webhook_secret is None:
+        raise ValueError("WEBHOOK_URL and WEBHOOK_SECRET are both needed for webhook mode")
+    bot = build_bot(settings)
+    dispatcher = build_dispatcher(app)
+    web_app = build_webhook_app(app, bot, dispatcher)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+    await site.start()
+    await bot.set_webhook(
+        url=settings.webhook_url + settings.webhook_path,
+        secret_token=settings.webhook_secret.get_secret_value(),
+        allowed_updates=ALLOWED_UPDATES,
+    )
+    await set_commands(bot, app)
+    logger.info("webhook listening on %s:%s", settings.webhook_host, settings.webhook_port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await bot.session.close()

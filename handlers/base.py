@@ -1,0 +1,98 @@
+"""The channel-neutral vocabulary: what arrives (`Incoming`), what goes out (`Reply`)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from db.models import User
+    from handlers.content import Content
+
+
+class Kind(enum.Enum):
+    """What sort of input a person sent."""
+
+    TEXT = "text"
+    COMMAND = "command"
+    BUTTON = "button"
+    CONTACT = "contact"
+    OTHER = "other"  # a sticker, photo, voice note, location, file...
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One thing a person did, as every channel describes it."""
+
+    kind: Kind
+    text: str = ""  # the text, the command's argument, or the button's payload
+    command: str | None = None  # "start" for "/start abc"
+    contact_phone: str | None = None
+    contact_is_own: bool = False
+    forwarded: bool = False
+
+    @classmethod
+    def message(cls, text: str, *, forwarded: bool = False) -> Incoming:
+        """A typed message; `/word arg` becomes a command."""
+        if text.startswith("/") and not forwarded and len(text) > 1:
+            head, _, arg = text[1:].partition(" ")
+            name = head.split("@", 1)[0].lower()
+            if name and name.isascii() and name.replace("_", "").isalnum():
+                return cls(Kind.COMMAND, text=arg.strip(), command=name)
+        return cls(Kind.TEXT, text=text, forwarded=forwarded)
+
+    @classmethod
+    def button(cls, payload: str) -> Incoming:
+        """A button press carrying its payload."""
+        return cls(Kind.BUTTON, text=payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """An option under a message: a label in the user's language and a short ASCII payload."""
+
+    label: str
+    payload: str
+
+
+@dataclass(slots=True)
+class Reply:
+    """One message the bot sends."""
+
+    text: str
+    buttons: list[list[Button]] = field(default_factory=list)
+    # When set, the channel offers its "share my phone number" control with this label.
+    contact_label: str | None = None
+    remove_keyboard: bool = False
+
+    def options(self) -> list[Button]:
+        """The buttons in reading order."""
+        return [button for row in self.buttons for button in row]
+
+
+@dataclass(slots=True)
+class Context:
+    """What a handler knows about the person and the world, for one update."""
+
+    user: User
+    session: AsyncSession
+    gettext: Callable[[str], str]
+    content: Content
+    goal: int
+    share_link: Callable[[str], str | None]
+    channel: str
+    translator_for: Callable[[str], Callable[[str], str]]
+
+    @property
+    def language(self) -> str:
+        """The user's language, Khmer until they pick."""
+        return self.user.language or "km"
+
+    def switch_language(self, language: str) -> None:
+        """Store the new language; the very next text uses it."""
+        self.user.language = language
+        self.gettext = self.translator_for(language)

@@ -1,0 +1,77 @@
+"""Commands every person can use anywhere: language, help; and the catch-all answers."""
+
+from __future__ import annotations
+
+from handlers import signing
+from handlers.base import Button, Context, Incoming, Kind, Reply
+
+LANGUAGE_BUTTONS = [[Button("ភាសាខ្មែរ", "l:km"), Button("English", "l:en")]]
+MAX_TEXT = 1000  # no answer in the flow is longer; a longer message is refused politely
+
+
+def language_picker(ctx: Context) -> Reply:
+    """The language question, in both languages since we do not know which one yet."""
+    khmer, english = ctx.translator_for("km"), ctx.translator_for("en")
+    question = "Please choose your language."
+    return Reply(f"{khmer(question)}\n{english(question)}", buttons=LANGUAGE_BUTTONS)
+
+
+def help_text(ctx: Context) -> Reply:
+    """What the bot can do, command by command."""
+    _ = ctx.gettext
+    lines = [
+        _("I gather signatures for the petition for every Cambodian's right to vote."),
+        "",
+        _("/sign – sign the petition"),
+        _("/mysignature – see, change or withdraw your signature"),
+        _("/language – ភាសាខ្មែរ or English"),
+        _("/cancel – stop what you are doing; nothing is saved"),
+        _("/help – this list"),
+    ]
+    return Reply("\n".join(lines), buttons=signing.menu_buttons(ctx))
+
+
+async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
+    """Language and help, wherever the person is in the conversation."""
+    if incoming.kind is Kind.BUTTON and incoming.text.startswith("l:"):
+        return await _choose_language(ctx, incoming.text.removeprefix("l:"))
+    if ctx.user.language is None:
+        # Nothing can be said before we know the language; a /start link is kept for later.
+        if incoming.kind is Kind.COMMAND and incoming.command == "start":
+            signing.remember_referral(ctx, incoming.text)
+        ctx.user.step = "language"
+        return [language_picker(ctx)]
+    if incoming.kind is Kind.COMMAND and incoming.command == "language":
+        return [language_picker(ctx)]
+    if incoming.kind is Kind.BUTTON and incoming.text == "go:lang":
+        return [language_picker(ctx)]
+    if incoming.kind is Kind.COMMAND and incoming.command == "help":
+        return [help_text(ctx), *signing.reminder(ctx)]
+    return None
+
+
+async def _choose_language(ctx: Context, language: str) -> list[Reply]:
+    if language not in ("km", "en"):
+        language = ctx.language
+    first_time = ctx.user.language is None
+    ctx.switch_language(language)
+    _ = ctx.gettext
+    if first_time or ctx.user.step in ("language", "new"):
+        ctx.user.step = "idle"
+        return await signing.welcome(ctx)
+    return [Reply(_("From now on I will write in English.")), *signing.reminder(ctx)]
+
+
+async def fallback(ctx: Context, incoming: Incoming) -> list[Reply]:
+    """Whatever no feature took: an unknown command, stray text or media outside the flow."""
+    _ = ctx.gettext
+    if incoming.kind is Kind.COMMAND:
+        text = _("I don't know that command. Here is what I can do:")
+        return [Reply(text), help_text(ctx)]
+    if incoming.kind is Kind.BUTTON:
+        return [Reply(_("That button is no longer active.")), *await signing.welcome(ctx)]
+    if incoming.kind is Kind.OTHER:
+        text = _("I can only read text. Please use the buttons or type a message.")
+        return [Reply(text, buttons=signing.menu_buttons(ctx))]
+    text = _("Thank you for your message. I can help you sign the petition or answer questions.")
+    return [Reply(text, buttons=signing.menu_buttons(ctx))]
