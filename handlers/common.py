@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from bot.text import fold
 from handlers import signing
 from handlers.base import Button, Context, Incoming, Kind, Reply
 
 LANGUAGE_BUTTONS = [[Button("ភាសាខ្មែរ", "l:km"), Button("English", "l:en")]]
+_LANGUAGE_NAMES = {"ភាសាខ្មែរ": "km", "ខ្មែរ": "km", "khmer": "km", "km": "km",
+                   "english": "en", "en": "en", "អង់គ្លេស": "en", "ភាសាអង់គ្លេស": "en"}  # fmt: skip
 MAX_TEXT = 1000  # no answer in the flow is longer; a longer message is refused politely
 
 
@@ -35,15 +38,20 @@ async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
     """Language and help, wherever the person is in the conversation."""
     if incoming.kind is Kind.BUTTON and incoming.text.startswith("l:"):
         return await _choose_language(ctx, incoming.text.removeprefix("l:"))
+    typed = _LANGUAGE_NAMES.get(fold(incoming.text)) if incoming.kind is Kind.TEXT else None
+    if typed and (ctx.user.language is None or ctx.user.step == "language"):
+        return await _choose_language(ctx, typed)
     if ctx.user.language is None:
         # Nothing can be said before we know the language; a /start link is kept for later.
         if incoming.kind is Kind.COMMAND and incoming.command == "start":
             signing.remember_referral(ctx, incoming.text)
         ctx.user.step = "language"
         return [language_picker(ctx)]
-    if incoming.kind is Kind.COMMAND and incoming.command == "language":
-        return [language_picker(ctx)]
-    if incoming.kind is Kind.BUTTON and incoming.text == "go:lang":
+    if (incoming.kind is Kind.COMMAND and incoming.command == "language") or (
+        incoming.kind is Kind.BUTTON and incoming.text == "go:lang"
+    ):
+        if ctx.user.step not in signing.FLOW_STEPS:
+            ctx.user.step = "language"
         return [language_picker(ctx)]
     if incoming.kind is Kind.COMMAND and incoming.command == "help":
         return [help_text(ctx), *signing.reminder(ctx)]
@@ -56,10 +64,14 @@ async def _choose_language(ctx: Context, language: str) -> list[Reply]:
     first_time = ctx.user.language is None
     ctx.switch_language(language)
     _ = ctx.gettext
-    if first_time or ctx.user.step in ("language", "new"):
+    if first_time or ctx.user.step == "new":
         ctx.user.step = "idle"
         return await signing.welcome(ctx)
-    return [Reply(_("From now on I will write in English.")), *signing.reminder(ctx)]
+    said = _("From now on I will write in English.")
+    if ctx.user.step not in signing.FLOW_STEPS:
+        ctx.user.step = "idle"
+        return [Reply(said, buttons=signing.menu_buttons(ctx))]
+    return [Reply(said), *signing.reminder(ctx)]
 
 
 async def fallback(ctx: Context, incoming: Incoming) -> list[Reply]:
