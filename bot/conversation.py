@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -75,11 +75,32 @@ class Conversation:
         update_key: str | None,
         incoming: Incoming,
         share_link: Callable[[str], str | None],
+        deliver: Callable[[list[Reply]], Awaitable[None]] | None = None,
     ) -> list[Reply]:
-        """Answer one update; [] when the same update was already handled."""
+        """Answer one update; [] when the same update was already handled.
+
+        `deliver` sends the replies after the commit, still in this person's turn, so their
+        answers reach them in the order of their messages.
+        """
         # Updates of one person queue here so they are handled in the order they came;
         # across workers the row lock taken by `load_user` keeps the same order.
         held = await self.locks(f"{channel}:{user_id}")
+        try:
+            replies = await self._answer(channel, user_id, update_key, incoming, share_link)
+            if deliver is not None and replies:
+                await deliver(replies)
+            return replies
+        finally:
+            held.release()
+
+    async def _answer(
+        self,
+        channel: str,
+        user_id: str,
+        update_key: str | None,
+        incoming: Incoming,
+        share_link: Callable[[str], str | None],
+    ) -> list[Reply]:
         language: str | None = None
         try:
             async with self.sessions() as session, session.begin():
@@ -108,5 +129,3 @@ class Conversation:
             logger.exception("update on %s failed; rolled back", channel)
             _ = self.translations.get(language).gettext
             return [Reply(_("Sorry, something went wrong on our side. Please try again."))]
-        finally:
-            held.release()

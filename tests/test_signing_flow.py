@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from bot.app import App, build_app
 from bot.channels.telegram import build_bot, build_dispatcher
-from db.models import Signature, User
+from db.models import ProcessedUpdate, Signature, User, utcnow
 from handlers import places
 from tests.telegram_fakes import BOT_USERNAME, FakeUser, RecordingSession
 
@@ -370,3 +371,17 @@ async def test_typing_a_button_label_presses_it(app: App, person: Person) -> Non
     assert total == 1
     [signature] = await signatures(app)
     assert (signature.country, signature.birth_province, signature.language) == ("JP", "12", "km")
+
+
+async def test_records_of_old_updates_are_forgotten(app: App, person: Person) -> None:
+    someone = person(9001)
+    old = someone.text_update("/start")
+    await someone.send_update(old)
+    async with app.conversation.sessions() as session, session.begin():
+        [record] = (await session.execute(select(ProcessedUpdate))).scalars()
+        record.handled_at = utcnow() - timedelta(days=8)
+    await someone.send("/help")
+    assert await app.forget_old_updates() == 1
+    async with app.conversation.sessions() as session:
+        keys = (await session.execute(select(ProcessedUpdate.update_key))).scalars().all()
+    assert keys != [] and str(old.update_id) not in keys

@@ -74,7 +74,7 @@ async def chat(
         )
         pending = None
         text, new_options = render(replies)
-        if new_options or replies:
-            options = new_options or options
+        # Numbers keep pointing at the last options shown until new ones appear.
+        options = new_options or options
         stdout.write(text + "\n")
         stdout.flush()

@@ -117,22 +117,26 @@ class TelegramChannel:
         return link
 
     async def _process(
-        self, bot: Bot, user_id: int, update: Update, incoming: Incoming
-    ) -> list[Reply]:
-        return await self.app.conversation.process(
+        self, bot: Bot, user_id: int, chat_id: int, update: Update, incoming: Incoming
+    ) -> None:
+        async def deliver(replies: list[Reply]) -> None:
+            await self.send(bot, chat_id, replies)
+
+        await self.app.conversation.process(
             channel=CHANNEL,
             user_id=str(user_id),
             update_key=str(update.update_id),
             incoming=incoming,
             share_link=await self._share_link(bot),
+            deliver=deliver,
         )
 
     async def on_message(self, message: Message, bot: Bot, event_update: Update) -> None:
         """A message in a private chat."""
         if message.from_user is None or message.from_user.is_bot:
             return
-        replies = await self._process(bot, message.from_user.id, event_update, to_incoming(message))
-        await self.send(bot, message.chat.id, replies)
+        incoming = to_incoming(message)
+        await self._process(bot, message.from_user.id, message.chat.id, event_update, incoming)
 
     async def on_callback(self, query: CallbackQuery, bot: Bot, event_update: Update) -> None:
         """A press on an inline button."""
@@ -140,10 +144,9 @@ class TelegramChannel:
             await query.answer()
         except TelegramAPIError as error:  # an old query can no longer be answered
             logger.debug("answerCallbackQuery failed: %s", error)
-        incoming = Incoming.button(query.data or "")
-        replies = await self._process(bot, query.from_user.id, event_update, incoming)
         chat_id = query.message.chat.id if query.message else query.from_user.id
-        await self.send(bot, chat_id, replies)
+        incoming = Incoming.button(query.data or "")
+        await self._process(bot, query.from_user.id, chat_id, event_update, incoming)
 
     async def send(self, bot: Bot, chat_id: int, replies: list[Reply]) -> None:
         """Send replies in order; a failure is logged, never raised into the dispatcher."""
@@ -185,7 +188,8 @@ async def run_polling(app: App) -> None:
         logger.warning("deleteWebhook failed: %s", error)
     await set_commands(bot, app)
     logger.info("Telegram long polling started")
-    await dispatcher.start_polling(bot, allowed_updates=ALLOWED_UPDATES, handle_signals=False)
+    async with app.housekeeping():
+        await dispatcher.start_polling(bot, allowed_updates=ALLOWED_UPDATES, handle_signals=False)
 
 
 def build_webhook_app(app: App, bot: Bot, dispatcher: Dispatcher) -> web.Application:
@@ -225,7 +229,8 @@ async def run_webhook(app: App) -> None:
     await set_commands(bot, app)
     logger.info("webhook listening on %s:%s", settings.webhook_host, settings.webhook_port)
     try:
-        await asyncio.Event().wait()
+        async with app.housekeeping():
+            await asyncio.Event().wait()
     finally:
         await runner.cleanup()
         await bot.session.close()
