@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from datetime import date
+
+from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
 # Zero-width and invisible characters that Khmer keyboards insert between words.
@@ -66,4 +69,10 @@ def format_percent_of(part: int, whole: int, language: str) -> str:
     ratio = part / whole if whole else 0.0
     pattern = "#,##0.##%" if ratio < 0.01 else "#,##0.#%" if ratio < 0.1 else "#,##0%"
     shown = format_percent(ratio, format=pattern, locale="en")
+    return khmer_digits(shown) if language == "km" else shown
+
+
+def format_day(day: date, language: str) -> str:
+    """A date as a reader of `language` writes it, e.g. "23 November 2026" / "២៣ វិច្ឆិកា ២០២៦"."""
+    shown = format_date(day, format="long", locale=language)
     return khmer_digits(shown) if language == "km" else shown

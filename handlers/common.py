@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.i18n import N_
 from bot.text import fold
 from handlers import signing
 from handlers.base import Button, Context, Incoming, Kind, Reply
@@ -15,7 +16,7 @@ MAX_TEXT = 1000  # no answer in the flow is longer; a longer message is refused 
 def language_picker(ctx: Context) -> Reply:
     """The language question, in both languages since we do not know which one yet."""
     khmer, english = ctx.translator_for("km"), ctx.translator_for("en")
-    question = "Please choose your language."
+    question = N_("Please choose your language.")
     return Reply(f"{khmer(question)}\n{english(question)}", buttons=LANGUAGE_BUTTONS)
 
 

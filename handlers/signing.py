@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.i18n import N_
-from bot.text import fold, format_number, format_percent_of
+from bot.text import fold, format_day, format_number, format_percent_of
 from db import queries
 from db.models import Signature
 from handlers import places, validation
@@ -118,7 +118,7 @@ def prompt(ctx: Context) -> Reply:
             for code in draft.get("candidates", [])
         ]
         buttons.append([Button(_("None of these, type again"), "cc:retry")])
-        return Reply(_("Did you mean this country?"), buttons)
+        return Reply(_("Is this your country?"), buttons)
     if step == "region":
         country = places.country_name(draft.get("country", ""), ctx.language)
         text = _(
@@ -252,6 +252,7 @@ async def _show_signature(ctx: Context, signature: Signature, intro: str) -> lis
     lines = [
         intro,
         _("You are signer number {number}.").format(number=format_number(number, ctx.language)),
+        _("Signed on {date}.").format(date=format_day(signature.created_at.date(), ctx.language)),
         "",
         summary(ctx, _answers_of(signature)),
     ]
@@ -555,7 +556,7 @@ def _shared_contact(ctx: Context, incoming: Incoming) -> list[Reply]:
         return [Reply(_("Please share your own phone number, not someone else's."))]
     phone = validation.parse_shared_phone(incoming.contact_phone or "")
     if phone is None:
-        return [Reply(_("I could not read that phone number. Please type it instead."))]
+        return [Reply(_("I could not read that phone number. Please type your phone number."))]
     _set_draft(ctx, phone=phone, email=None)
     return [Reply(_("Thank you, noted."), remove_keyboard=True), *_next(ctx, "updates")]
 
@@ -630,10 +631,14 @@ def faq(ctx: Context) -> Reply:
     """The questions people ask first, answered briefly."""
     _ = ctx.gettext
     parts = [
-        _("<b>Who can sign?</b>\nEvery Cambodian citizen, in Cambodia or abroad, once."),
+        _(
+            "<b>Who can sign?</b>\nEvery Cambodian citizen, in Cambodia or abroad. "
+            "Each person can sign once."
+        ),
         _(
             "<b>What do you keep about me?</b>\nOnly your answers in this chat. Only the "
-            "campaign's organisers see them; we never sell or publish them."
+            "campaign's organisers see them. We never sell them, and we never publish your name "
+            "without asking you."
         ),
         _(
             "<b>Can I take my signature back?</b>\nYes, at any time: /mysignature, then "
