@@ -211,8 +211,9 @@ def summary(ctx: Context, answers: dict[str, Any]) -> str:
         (_("Phone or e-mail"), contact),
         (_("News from the campaign"), _("yes") if answers.get("updates") else _("no")),
     ]
+    colon = "៖" if ctx.language == "km" else ":"  # Khmer writes its own colon
     return "\n".join(
-        f"<b>{html.escape(label)}:</b> {html.escape(str(value))}" for label, value in rows
+        f"<b>{html.escape(label)}{colon}</b> {html.escape(str(value))}" for label, value in rows
     )
 
 
