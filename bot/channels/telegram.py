@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -179,17 +180,25 @@ async def set_commands(bot: Bot, app: App) -> None:
 
 
 async def run_polling(app: App) -> None:
-    """Long polling: the default, needs no public address."""
+    """Long polling: the default, needs no public address. SIGINT and SIGTERM stop it cleanly."""
     bot = build_bot(app.settings)
     dispatcher = build_dispatcher(app)
     try:
-        await bot.delete_webhook(drop_pending_updates=False)
-    except TelegramAPIError as error:
-        logger.warning("deleteWebhook failed: %s", error)
-    await set_commands(bot, app)
-    logger.info("Telegram long polling started")
-    async with app.housekeeping():
-        await dispatcher.start_polling(bot, allowed_updates=ALLOWED_UPDATES, handle_signals=False)
+        try:
+            await bot.delete_webhook(drop_pending_updates=False)
+        except TelegramAPIError as error:
+            logger.warning("deleteWebhook failed: %s", error)
+        await set_commands(bot, app)
+        logger.info("Telegram long polling started")
+        async with app.housekeeping():
+            await dispatcher.start_polling(bot, allowed_updates=ALLOWED_UPDATES)
+    finally:
+        await bot.session.close()
+
+
+async def _plain_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp would announce its name and version; a public endpoint tells nothing.
+    response.headers["Server"] = "petitionbot"
 
 
 def build_webhook_app(app: App, bot: Bot, dispatcher: Dispatcher) -> web.Application:
@@ -205,32 +214,35 @@ def build_webhook_app(app: App, bot: Bot, dispatcher: Dispatcher) -> web.Applica
         return web.Response(text="ok")
 
     web_app.router.add_get("/healthz", healthz)
+    web_app.on_response_prepare.append(_plain_server_header)
     setup_application(web_app, dispatcher, bot=bot)
     return web_app
 
 
 async def run_webhook(app: App) -> None:
-    """Webhook mode: Telegram calls us at WEBHOOK_URL + WEBHOOK_PATH."""
+    """Webhook mode: Telegram calls us at WEBHOOK_URL + WEBHOOK_PATH until SIGINT or SIGTERM."""
     settings = app.settings
     if settings.webhook_url is None or settings.webhook_secret is None:
         raise ValueError("WEBHOOK_URL and WEBHOOK_SECRET are both needed for webhook mode")
     bot = build_bot(settings)
     dispatcher = build_dispatcher(app)
-    web_app = build_webhook_app(app, bot, dispatcher)
-    runner = web.AppRunner(web_app)
+    runner = web.AppRunner(build_webhook_app(app, bot, dispatcher))
     await runner.setup()
-    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
-    await site.start()
-    await bot.set_webhook(
-        url=settings.webhook_url + settings.webhook_path,
-        secret_token=settings.webhook_secret.get_secret_value(),
-        allowed_updates=ALLOWED_UPDATES,
-    )
-    await set_commands(bot, app)
-    logger.info("webhook listening on %s:%s", settings.webhook_host, settings.webhook_port)
     try:
+        await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
+        await bot.set_webhook(
+            url=settings.webhook_url + settings.webhook_path,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+        await set_commands(bot, app)
+        logger.info("webhook listening on %s:%s", settings.webhook_host, settings.webhook_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         async with app.housekeeping():
-            await asyncio.Event().wait()
+            await stop.wait()
     finally:
         await runner.cleanup()
         await bot.session.close()
