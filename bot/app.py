@@ -17,6 +17,7 @@ from bot.i18n import Translations
 from db import queries
 from db.migrate import upgrade
 from db.session import create_engine, create_sessionmaker
+from handlers import places
 from handlers.content import load_content
 
 logger = logging.getLogger(__name__)
@@ -62,13 +63,15 @@ class App:
                 await task
 
     async def close(self) -> None:
-        """Release the database."""
+        """Finish the updates in hand, then release the database."""
+        await self.conversation.close()
         await self.engine.dispose()
 
 
 async def build_app(settings: Settings, *, migrate: bool = True) -> App:
     """Connect, bring the schema up to date, load catalogs and content."""
     content = load_content(settings.petition_file)
+    places.warm_up()
     translations = Translations(settings.locales_dir)
     engine = create_engine(settings.database_url)
     if migrate:

@@ -9,11 +9,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Any, **values: Any) -> Insert:
-    """INSERT ... ON CONFLICT DO NOTHING for the session's dialect."""
+def insert_ignoring_conflicts(
+    session: AsyncSession, table: Any, rows: dict[str, Any] | list[dict[str, Any]]
+) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING of one row or several, for the session's dialect."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     if dialect == "postgresql":
-        return postgresql.insert(table).values(**values).on_conflict_do_nothing()
+        return postgresql.insert(table).values(rows).on_conflict_do_nothing()
     if dialect == "sqlite":
-        return sqlite.insert(table).values(**values).on_conflict_do_nothing()
+        return sqlite.insert(table).values(rows).on_conflict_do_nothing()
     raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, bindparam, case, delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,13 +19,18 @@ from db.models import ProcessedUpdate, Signature, User, utcnow
 _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
-async def claim_update(session: AsyncSession, *, channel: str, key: str) -> bool:
-    """Record that an update is being handled; False when it already was."""
-    statement = insert_ignoring_conflicts(
-        session, ProcessedUpdate, channel=channel, update_key=key, handled_at=utcnow()
+async def claim_updates(
+    session: AsyncSession, *, keys: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Record updates as handled, in one statement; returns those not handled before."""
+    if not keys:
+        return set()
+    now = utcnow()
+    rows = [{"channel": channel, "update_key": key, "handled_at": now} for channel, key in keys]
+    statement = insert_ignoring_conflicts(session, ProcessedUpdate, rows).returning(
+        ProcessedUpdate.channel, ProcessedUpdate.update_key
     )
-    result: CursorResult[Any] = await session.execute(statement)  # type: ignore[assignment]
-    return result.rowcount == 1
+    return {(row.channel, row.update_key) for row in await session.execute(statement)}
 
 
 async def forget_updates(session: AsyncSession, *, older_than: timedelta) -> int:
@@ -34,30 +41,96 @@ async def forget_updates(session: AsyncSession, *, older_than: timedelta) -> int
     return result.rowcount
 
 
-async def load_user(session: AsyncSession, *, channel: str, external_id: str) -> User:
-    """The user for (channel, id), created on first contact, locked for this transaction."""
-    query = (
-        select(User)
-        .where(User.channel == channel, User.external_id == external_id)
-        .with_for_update()
-    )
-    user = (await session.execute(query)).scalar_one_or_none()
-    if user is None:
-        await session.execute(
-            insert_ignoring_conflicts(
-                session,
-                User,
-                channel=channel,
-                external_id=external_id,
-                step="new",
-                draft={},
-                updates_opt_in=False,
-                created_at=utcnow(),
-                last_seen_at=utcnow(),
+@dataclass(slots=True)
+class UserState:
+    """A person's row as handlers use it: plain values, saved back with `save_users`."""
+
+    id: int
+    channel: str
+    external_id: str
+    language: str | None
+    step: str
+    draft: dict[str, Any]
+    referred_by: str | None
+    share_code: str | None
+    updates_opt_in: bool
+    last_seen_at: datetime
+    _saved: tuple[Any, ...] = field(default=(), repr=False)
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The values that `save_users` writes back."""
+        return (self.language, self.step, self.draft, self.referred_by, self.share_code,
+                self.updates_opt_in, self.last_seen_at)  # fmt: skip
+
+
+_USERS: Table = User.__table__  # type: ignore[assignment]
+_USER_COLUMNS = [
+    getattr(_USERS.c, name) for name in UserState.__dataclass_fields__ if name[0] != "_"
+]
+_SAVE_USER = (
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("user_id"))
+    .values({name: bindparam(name) for name in (
+        "language", "step", "draft", "referred_by", "share_code", "updates_opt_in", "last_seen_at"
+    )})
+)  # fmt: skip
+
+
+async def load_users(
+    session: AsyncSession, *, identities: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], UserState]:
+    """The users for (channel, id) pairs, created on first contact, locked for this transaction."""
+    wanted = set(identities)
+
+    async def fetch(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], UserState]:
+        found: dict[tuple[str, str], UserState] = {}
+        for channel in {channel for channel, _ in pairs}:
+            ids = [external_id for each, external_id in pairs if each == channel]
+            query = (
+                select(*_USER_COLUMNS)
+                .where(_USERS.c.channel == channel, _USERS.c.external_id.in_(ids))
+                .with_for_update()
             )
-        )
-        user = (await session.execute(query)).scalar_one()
-    return user
+            for row in await session.execute(query):
+                user = UserState(*row)
+                user._saved = user.snapshot()
+                found[(user.channel, user.external_id)] = user
+        return found
+
+    users = await fetch(wanted)
+    missing = wanted - users.keys()
+    if missing:
+        now = utcnow()
+        rows = [
+            {"channel": channel, "external_id": external_id, "step": "new", "draft": {},
+             "updates_opt_in": False, "created_at": now, "last_seen_at": now}
+            for channel, external_id in missing
+        ]  # fmt: skip
+        await session.execute(insert_ignoring_conflicts(session, User, rows))
+        users.update(await fetch(missing))
+    return users
+
+
+async def save_users(session: AsyncSession, *, users: Iterable[UserState]) -> int:
+    """Write back the users whose values changed, in one statement; returns how many."""
+    changed = []
+    for user in users:
+        values = user.snapshot()
+        if values != user._saved:
+            changed.append({"user_id": user.id, "language": user.language, "step": user.step,
+                            "draft": user.draft, "referred_by": user.referred_by,
+                            "share_code": user.share_code, "updates_opt_in": user.updates_opt_in,
+                            "last_seen_at": user.last_seen_at})  # fmt: skip
+            user._saved = values
+    if changed:
+        await session.execute(_SAVE_USER, changed)
+    return len(changed)
+
+
+async def user_language(session: AsyncSession, *, channel: str, external_id: str) -> str | None:
+    """The language a user chose, if any."""
+    query = select(User.language).where(User.channel == channel, User.external_id == external_id)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def find_signature(session: AsyncSession, *, user_id: int) -> Signature | None:
@@ -66,23 +139,18 @@ async def find_signature(session: AsyncSession, *, user_id: int) -> Signature | 
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def add_signature(session: AsyncSession, *, user: User, fields: dict[str, Any]) -> bool:
-    """Sign for `user` once; False when a signature already exists (a double confirm)."""
+async def add_signature(
+    session: AsyncSession, *, user: UserState, fields: dict[str, Any]
+) -> int | None:
+    """Sign for `user` once: the new signature's id, or None when one exists (a double confirm)."""
     now = utcnow()
-    statement = insert_ignoring_conflicts(
-        session,
-        Signature,
-        user_id=user.id,
-        channel=user.channel,
-        language=user.language or "km",
-        source="chat",
-        referrer_code=user.referred_by,
-        created_at=now,
-        updated_at=now,
-        **fields,
-    )
-    result: CursorResult[Any] = await session.execute(statement)  # type: ignore[assignment]
-    return result.rowcount == 1
+    row = {
+        "user_id": user.id, "channel": user.channel, "language": user.language or "km",
+        "source": "chat", "referrer_code": user.referred_by, "created_at": now,
+        "updated_at": now, **fields,
+    }  # fmt: skip
+    statement = insert_ignoring_conflicts(session, Signature, row).returning(Signature.id)
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def update_signature(
@@ -108,24 +176,22 @@ async def count_signatures(session: AsyncSession) -> int:
     return (await session.execute(select(func.count(Signature.id)))).scalar_one()
 
 
-async def signer_number(session: AsyncSession, *, signature_id: int) -> int:
-    """The signature's place in the list: 1 for the first still standing."""
-    query = select(func.count(Signature.id)).where(Signature.id <= signature_id)
-    return (await session.execute(query)).scalar_one()
+async def standing(session: AsyncSession, *, signature_id: int) -> tuple[int, int]:
+    """(the signature's place in the list, the number of signatures), in one query."""
+    query = select(
+        func.coalesce(func.sum(case((Signature.id <= signature_id, 1), else_=0)), 0),
+        func.count(Signature.id),
+    )
+    number, total = (await session.execute(query)).one()
+    return int(number), int(total)
 
 
-async def ensure_share_code(session: AsyncSession, *, user: User) -> str:
-    """The user's personal share code, made on first need."""
-    while user.share_code is None:
-        candidate = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
-        taken = await session.execute(select(User.id).where(User.share_code == candidate))
-        if taken.first() is None:
-            user.share_code = candidate
-            await session.flush()
+def ensure_share_code(user: UserState) -> str:
+    """The user's personal share code, made on first need.
+
+    Ten characters from 31 give 8e14 codes: a clash is too rare to look up every time, and
+    the unique constraint turns one into a failed (and retried) update, never a shared code.
+    """
+    if user.share_code is None:
+        user.share_code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
     return user.share_code
-
-
-async def referrals(session: AsyncSession, *, code: str) -> int:
-    """How many signatures came through a share code."""
-    query = select(func.count(Signature.id)).where(Signature.referrer_code == code)
-    return (await session.execute(query)).scalar_one()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from db.models import User
+    from db.queries import UserState
     from handlers.content import Content
 
 
@@ -78,7 +78,7 @@ class Reply:
 class Context:
     """What a handler knows about the person and the world, for one update."""
 
-    user: User
+    user: UserState
     session: AsyncSession
     gettext: Callable[[str], str]
     content: Content

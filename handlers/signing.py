@@ -248,8 +248,8 @@ async def _start_signing(ctx: Context) -> list[Reply]:
 
 async def _show_signature(ctx: Context, signature: Signature, intro: str) -> list[Reply]:
     _ = ctx.gettext
-    number = await queries.signer_number(ctx.session, signature_id=signature.id)
-    code = await queries.ensure_share_code(ctx.session, user=ctx.user)
+    number, _total = await queries.standing(ctx.session, signature_id=signature.id)
+    code = queries.ensure_share_code(ctx.user)
     lines = [
         intro,
         _("You are signer number {number}.").format(number=format_number(number, ctx.language)),
@@ -420,8 +420,7 @@ async def _region(ctx: Context, value: str) -> list[Reply]:
 
 
 async def _birthplace(ctx: Context, value: str) -> list[Reply]:
-    known = {code for code, _kh, _en in places.provinces()} | {places.ABROAD}
-    if value not in known:
+    if value != places.ABROAD and not places.is_province(value):
         return [prompt(ctx)]
     _set_draft(ctx, birth=value)
     return _next(ctx, "contact")
@@ -593,27 +592,24 @@ async def _sign(ctx: Context) -> list[Reply]:
             await queries.update_signature(ctx.session, signature=signature, fields=_fields(draft))
             ctx.user.draft = {}
             return await _show_signature(ctx, signature, _("Your signature has been updated."))
-    created = await queries.add_signature(ctx.session, user=ctx.user, fields=_fields(draft))
-    signature = await queries.find_signature(ctx.session, user_id=ctx.user.id)
+    signature_id = await queries.add_signature(ctx.session, user=ctx.user, fields=_fields(draft))
     ctx.user.draft = {}
-    if signature is None:  # withdrawn by a parallel update in between; ask again
-        return _go(ctx, "consent")
-    if not created:
+    if signature_id is None:
+        signature = await queries.find_signature(ctx.session, user_id=ctx.user.id)
+        if signature is None:  # withdrawn by a parallel update in between; ask again
+            return _go(ctx, "consent")
         return await _show_signature(ctx, signature, _("You have already signed."))
-    return [await _thanks(ctx, signature)]
+    return [await _thanks(ctx, draft["name"], signature_id)]
 
 
-async def _thanks(ctx: Context, signature: Signature) -> Reply:
+async def _thanks(ctx: Context, name: str, signature_id: int) -> Reply:
     _ = ctx.gettext
     language = ctx.language
-    number = await queries.signer_number(ctx.session, signature_id=signature.id)
-    total = await queries.count_signatures(ctx.session)
-    code = await queries.ensure_share_code(ctx.session, user=ctx.user)
+    number, total = await queries.standing(ctx.session, signature_id=signature_id)
+    code = queries.ensure_share_code(ctx.user)
     ctx.user.step = "idle"
     lines = [
-        _("Thank you, {name}! Your signature is recorded.").format(
-            name=html.escape(signature.full_name)
-        ),
+        _("Thank you, {name}! Your signature is recorded.").format(name=html.escape(name)),
         _("You are signer number {number}.").format(number=format_number(number, language)),
         _("{count} of {goal} signatures so far ({percent}).").format(
             count=format_number(total, language),
