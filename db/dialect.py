@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
 
-from sqlalchemy import Insert
+from sqlalchemy import Column, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def insert_ignoring_conflicts(
-    session: AsyncSession, table: Any, rows: dict[str, Any] | list[dict[str, Any]]
+    session: AsyncSession, table: Table, returning: tuple[Column[object], ...] = ()
 ) -> Insert:
-    """INSERT ... ON CONFLICT DO NOTHING of one row or several, for the session's dialect."""
+    """INSERT ... ON CONFLICT DO NOTHING [RETURNING ...] for the session's dialect.
+
+    Built once per table and dialect and executed with a list of rows, so SQLAlchemy sends
+    one multi-row statement from its compiled cache.
+    """
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return _statement(dialect, table, returning)
+
+
+@cache
+def _statement(dialect: str, table: Table, returning: tuple[Column[object], ...]) -> Insert:
+    statement: Insert
     if dialect == "postgresql":
-        return postgresql.insert(table).values(rows).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).values(rows).on_conflict_do_nothing()
-    raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")
+        statement = postgresql.insert(table).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing()
+    else:
+        raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")
+    return statement.returning(*returning) if returning else statement

@@ -27,10 +27,9 @@ async def claim_updates(
         return set()
     now = utcnow()
     rows = [{"channel": channel, "update_key": key, "handled_at": now} for channel, key in keys]
-    statement = insert_ignoring_conflicts(session, ProcessedUpdate, rows).returning(
-        ProcessedUpdate.channel, ProcessedUpdate.update_key
-    )
-    return {(row.channel, row.update_key) for row in await session.execute(statement)}
+    table: Table = ProcessedUpdate.__table__  # type: ignore[assignment]
+    statement = insert_ignoring_conflicts(session, table, (table.c.channel, table.c.update_key))
+    return {(row.channel, row.update_key) for row in await session.execute(statement, rows)}
 
 
 async def forget_updates(session: AsyncSession, *, older_than: timedelta) -> int:
@@ -55,6 +54,7 @@ class UserState:
     share_code: str | None
     updates_opt_in: bool
     last_seen_at: datetime
+    signature_id: int | None = None  # read with the row; not written back
     _saved: tuple[Any, ...] = field(default=(), repr=False)
 
     def snapshot(self) -> tuple[Any, ...]:
@@ -64,8 +64,10 @@ class UserState:
 
 
 _USERS: Table = User.__table__  # type: ignore[assignment]
+_SIGNATURES: Table = Signature.__table__  # type: ignore[assignment]
 _USER_COLUMNS = [
-    getattr(_USERS.c, name) for name in UserState.__dataclass_fields__ if name[0] != "_"
+    *(_USERS.c[name] for name in UserState.__dataclass_fields__ if name in _USERS.c),
+    _SIGNATURES.c.id,
 ]
 _SAVE_USER = (
     update(_USERS)
@@ -88,8 +90,9 @@ async def load_users(
             ids = [external_id for each, external_id in pairs if each == channel]
             query = (
                 select(*_USER_COLUMNS)
+                .select_from(_USERS.outerjoin(_SIGNATURES))
                 .where(_USERS.c.channel == channel, _USERS.c.external_id.in_(ids))
-                .with_for_update()
+                .with_for_update(of=_USERS)
             )
             for row in await session.execute(query):
                 user = UserState(*row)
@@ -106,7 +109,7 @@ async def load_users(
              "updates_opt_in": False, "created_at": now, "last_seen_at": now}
             for channel, external_id in missing
         ]  # fmt: skip
-        await session.execute(insert_ignoring_conflicts(session, User, rows))
+        await session.execute(insert_ignoring_conflicts(session, _USERS), rows)
         users.update(await fetch(missing))
     return users
 
@@ -149,8 +152,8 @@ async def add_signature(
         "source": "chat", "referrer_code": user.referred_by, "created_at": now,
         "updated_at": now, **fields,
     }  # fmt: skip
-    statement = insert_ignoring_conflicts(session, Signature, row).returning(Signature.id)
-    return (await session.execute(statement)).scalar_one_or_none()
+    statement = insert_ignoring_conflicts(session, _SIGNATURES, (_SIGNATURES.c.id,))
+    return (await session.execute(statement, [row])).scalar_one_or_none()
 
 
 async def update_signature(
