@@ -2,10 +2,18 @@
 
 Every signer walks the whole flow (language, consent, name, country, region, birthplace,
 contact, news, review) as Telegram updates fed to the production dispatcher, on a SQLite
-file. The same updates then go through an echo bot on a bare dispatcher, so the figures
+file. The same updates also go through an echo bot on a bare dispatcher, so the figures
 can be read against what aiogram itself costs.
 
-    python -m bench.signing --signers 2000 --concurrency 200 [--db PATH] [--profile]
+Two runs of the petition flow:
+- saturated: each signer sends the next update the moment the answer arrives. This gives
+  the most updates per second the bot can handle; latency there is only queueing
+  (200 signers always waiting, so mean latency = 200 / throughput).
+- paced: each signer pauses before every step (exponentially distributed, mean --think-ms),
+  as people do, with the pause chosen so 200 signers offer more than 1,000 updates a second.
+  This is the run the latency target is read from.
+
+    python -m bench.signing --signers 2000 --concurrency 200 [--think-ms 150] [--db PATH]
 """
 
 from __future__ import annotations
@@ -198,9 +206,11 @@ async def run_phase(
     signers: int,
     concurrency: int,
     first_user_id: int,
+    think: float = 0.0,
 ) -> Phase:
-    """Every signer's updates in order, `concurrency` signers at a time."""
+    """Every signer's updates in order, `concurrency` signers at a time, pausing `think` s."""
     phase = Phase(name)
+    pauses = random.Random(SEED)
     pending: Iterator[int] = iter(range(signers))
     latencies = phase.latencies
     clock = time.perf_counter
@@ -211,6 +221,8 @@ async def run_phase(
         for index in pending:
             user = User(id=first_user_id + index, is_bot=False, first_name="Signer")
             for step in signer_script(index):
+                if think:
+                    await asyncio.sleep(pauses.expovariate(1 / think))
                 update = factory.make(user, step)
                 started = clock()
                 await dispatcher.feed_update(bot, update)
@@ -380,30 +392,36 @@ async def bench(args: argparse.Namespace, db_path: Path) -> int:
         )  # fmt: skip
         if profiler is not None:
             profiler.disable()
+        paced = await run_phase(
+            f"petition flow, paced ({args.think_ms:g} ms)", dispatcher, bot, factory,
+            signers=signers, concurrency=concurrency, first_user_id=first_user_id + signers,
+            think=args.think_ms / 1000,
+        )  # fmt: skip
         async with app.conversation.sessions() as db:
             total = await db.scalar(select(func.count()).select_from(Signature)) or 0
     finally:
         await bot.session.close()
         await app.close()
     problems += check_petition(
-        signers, total, session, range(first_user_id, first_user_id + signers)
+        2 * signers, total, session, range(first_user_id, first_user_id + 2 * signers)
     )
 
     print(f"{signers} signers, {concurrency} at once, SQLite file {db_path}")
     if profiler is not None:
         print("(profiled: cProfile slows the petition phase down)")
     print()
-    print_table([echo, petition])
+    print_table([echo, petition, paced])
     print()
     calls = ", ".join(f"{name} {count}" for name, count in sorted(session.calls.items()))
     print(f"Bot API calls in the petition flow: {calls}")
     print(f"signatures in the database: {total}")
     print(f"peak RSS: {peak_rss_mib():.1f} MiB (after the echo phase: {rss_after_echo:.1f} MiB)")
-    p99 = petition.percentile_ms(0.99)
-    passed = petition.rate >= TARGET_RATE and p99 < TARGET_P99_MS
+    p99 = paced.percentile_ms(0.99)
+    passed = petition.rate >= TARGET_RATE and paced.rate >= TARGET_RATE and p99 < TARGET_P99_MS
     print(
-        f"target (>= {TARGET_RATE:.0f} upd/s and p99 < {TARGET_P99_MS:.0f} ms): "
-        f"{'PASS' if passed else 'FAIL'} ({petition.rate:.0f} upd/s, p99 {p99:.1f} ms)"
+        f"target (>= {TARGET_RATE:.0f} upd/s saturated and paced, p99 < {TARGET_P99_MS:.0f} ms "
+        f"paced): {'PASS' if passed else 'FAIL'} (saturated {petition.rate:.0f} upd/s; "
+        f"paced {paced.rate:.0f} upd/s, p99 {p99:.1f} ms)"
     )
     if profiler is not None:
         print_profile(profiler)
@@ -423,6 +441,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the petition phase; top 25 to stderr"
     )
+    parser.add_argument(
+        "--think-ms", type=float, default=150.0,
+        help="mean pause before each step in the paced run (150 ms: 200 signers offer ~1,300/s)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.signers < 1 or args.concurrency < 1:
         parser.error("--signers and --concurrency must be at least 1")

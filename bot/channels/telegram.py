@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from functools import lru_cache
 from typing import Any
 
 from aiogram import Bot, Dispatcher, F, Router
@@ -30,7 +31,7 @@ from aiohttp import web
 from bot.app import App
 from bot.config import Settings
 from bot.i18n import N_
-from handlers.base import Incoming, Kind, Reply
+from handlers.base import Button, Incoming, Kind, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -81,20 +82,30 @@ def to_incoming(message: Message) -> Incoming:
 
 def to_markup(reply: Reply) -> Any:
     """The keyboard Telegram shows under a reply."""
-    if reply.contact_label:
+    buttons = tuple(tuple(row) for row in reply.buttons)
+    return _markup(buttons, reply.contact_label, reply.remove_keyboard)
+
+
+@lru_cache(maxsize=1024)
+def _markup(
+    buttons: tuple[tuple[Button, ...], ...], contact_label: str | None, remove_keyboard: bool
+) -> Any:
+    # The same keyboards recur for every signer (26 provinces, 13 countries, per language):
+    # building them once saves validating dozens of pydantic objects per message.
+    if contact_label:
         # A reply keyboard: the contact button is only allowed there, so the other
         # options come along as text buttons (their labels are matched as typed text).
-        rows = [[KeyboardButton(text=reply.contact_label, request_contact=True)]]
-        rows += [[KeyboardButton(text=button.label) for button in row] for row in reply.buttons]
+        rows = [[KeyboardButton(text=contact_label, request_contact=True)]]
+        rows += [[KeyboardButton(text=button.label) for button in row] for row in buttons]
         return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, one_time_keyboard=True)
-    if reply.buttons:
+    if buttons:
         return InlineKeyboardMarkup(
             inline_keyboard=[
                 [InlineKeyboardButton(text=b.label, callback_data=b.payload) for b in row]
-                for row in reply.buttons
+                for row in buttons
             ]
         )
-    if reply.remove_keyboard:
+    if remove_keyboard:
         return ReplyKeyboardRemove()
     return None
 
