@@ -1,11 +1,12 @@
 """Runs updates through the handlers: in order per person, in a transaction, once.
 
 Updates from different people are handled in batches: one transaction loads everyone's
-row, claims every update id, runs each handler in turn and commits once. Through aiosqlite
-each trip to the database costs a thread hand-off (a few hundred microseconds here), so
-sharing the trips is what lets one SQLite file keep up with a busy campaign. A handler that
-fails makes its batch roll back; the batch is then run again one update at a time, so only
-the failing update is lost, and its sender is told.
+row (which also lists the ids of their latest updates, so a redelivery is recognised),
+runs each handler in turn, writes the changed rows back in one statement and commits once.
+Through aiosqlite each trip to the database costs a thread hand-off (a few hundred
+microseconds here), so sharing the trips is what lets one SQLite file keep up with a busy
+campaign. A handler that fails makes its batch roll back; the batch is then run again one
+update at a time, so only the failing update is lost, and its sender is told.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from handlers.content import Content
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # large enough to share trips, small enough to keep each transaction short
+RECENT_UPDATES = 32  # per person; platforms redeliver within minutes, not 32 messages later
 
 
 class KeyedLocks:
@@ -146,19 +148,19 @@ class Conversation:
                 job.done.set_result(replies)
 
     async def _handle(self, session: AsyncSession, batch: list[_Job]) -> list[list[Reply]]:
-        claimed = await queries.claim_updates(
-            session, keys=[(job.channel, job.update_key) for job in batch if job.update_key]
-        )
         users = await queries.load_users(
             session, identities=[(job.channel, job.user_id) for job in batch]
         )
         answers: list[list[Reply]] = []
         for job in batch:
-            if job.update_key is not None and (job.channel, job.update_key) not in claimed:
-                logger.info("update %s on %s already handled; skipped", job.update_key, job.channel)
-                answers.append([])
-                continue
             user = users[(job.channel, job.user_id)]
+            if job.update_key is not None:
+                # The update's id is recorded on the person's row, in this same transaction.
+                if job.update_key in user.recent_updates:
+                    logger.info("update %s on %s already handled", job.update_key, job.channel)
+                    answers.append([])
+                    continue
+                user.recent_updates = [*user.recent_updates, job.update_key][-RECENT_UPDATES:]
             user.last_seen_at = utcnow()
             answers.append(await route(self._context(session, user, job), job.incoming))
         await queries.save_users(session, users=users.values())

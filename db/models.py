@@ -55,6 +55,8 @@ class User(Base):
     referred_by: Mapped[str | None] = mapped_column(String(64))
     share_code: Mapped[str | None] = mapped_column(String(16), unique=True)
     updates_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The ids of this person's latest updates: a redelivered one is recognised and skipped.
+    recent_updates: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -86,13 +88,3 @@ class Signature(Base):
     referrer_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-
-
-class ProcessedUpdate(Base):
-    """An update already handled, so a redelivery is answered once."""
-
-    __tablename__ = "processed_updates"
-
-    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
-    update_key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    handled_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

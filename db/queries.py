@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, delete, func, select, update
@@ -13,31 +13,10 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.dialect import insert_ignoring_conflicts
-from db.models import ProcessedUpdate, Signature, User, utcnow
+from db.models import Signature, User, utcnow
 
 # Share codes avoid letters that read alike on a poster (0/O, 1/l/I).
 _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
-
-
-async def claim_updates(
-    session: AsyncSession, *, keys: Sequence[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """Record updates as handled, in one statement; returns those not handled before."""
-    if not keys:
-        return set()
-    now = utcnow()
-    rows = [{"channel": channel, "update_key": key, "handled_at": now} for channel, key in keys]
-    table: Table = ProcessedUpdate.__table__  # type: ignore[assignment]
-    statement = insert_ignoring_conflicts(session, table, (table.c.channel, table.c.update_key))
-    return {(row.channel, row.update_key) for row in await session.execute(statement, rows)}
-
-
-async def forget_updates(session: AsyncSession, *, older_than: timedelta) -> int:
-    """Drop records of updates handled long ago (no platform redelivers them)."""
-    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
-        delete(ProcessedUpdate).where(ProcessedUpdate.handled_at < utcnow() - older_than)
-    )
-    return result.rowcount
 
 
 @dataclass(slots=True)
@@ -54,13 +33,19 @@ class UserState:
     share_code: str | None
     updates_opt_in: bool
     last_seen_at: datetime
+    recent_updates: list[str]
     signature_id: int | None = None  # read with the row; not written back
     _saved: tuple[Any, ...] = field(default=(), repr=False)
 
     def snapshot(self) -> tuple[Any, ...]:
-        """The values that `save_users` writes back."""
-        return (self.language, self.step, self.draft, self.referred_by, self.share_code,
-                self.updates_opt_in, self.last_seen_at)  # fmt: skip
+        """The values that `save_users` writes back (handlers assign new values, never
+        change a dict or list in place, so a snapshot shows every change)."""
+        return tuple(getattr(self, name) for name in _SAVED)
+
+
+# What a conversation may change on a person's row.
+_SAVED = ("language", "step", "draft", "referred_by", "share_code", "updates_opt_in",
+          "last_seen_at", "recent_updates")  # fmt: skip
 
 
 _USERS: Table = User.__table__  # type: ignore[assignment]
@@ -72,10 +57,8 @@ _USER_COLUMNS = [
 _SAVE_USER = (
     update(_USERS)
     .where(_USERS.c.id == bindparam("user_id"))
-    .values({name: bindparam(name) for name in (
-        "language", "step", "draft", "referred_by", "share_code", "updates_opt_in", "last_seen_at"
-    )})
-)  # fmt: skip
+    .values({name: bindparam(name) for name in _SAVED})
+)
 
 
 async def load_users(
@@ -106,7 +89,8 @@ async def load_users(
         now = utcnow()
         rows = [
             {"channel": channel, "external_id": external_id, "step": "new", "draft": {},
-             "updates_opt_in": False, "created_at": now, "last_seen_at": now}
+             "updates_opt_in": False, "created_at": now, "last_seen_at": now,
+             "recent_updates": []}
             for channel, external_id in missing
         ]  # fmt: skip
         await session.execute(insert_ignoring_conflicts(session, _USERS), rows)
@@ -120,10 +104,7 @@ async def save_users(session: AsyncSession, *, users: Iterable[UserState]) -> in
     for user in users:
         values = user.snapshot()
         if values != user._saved:
-            changed.append({"user_id": user.id, "language": user.language, "step": user.step,
-                            "draft": user.draft, "referred_by": user.referred_by,
-                            "share_code": user.share_code, "updates_opt_in": user.updates_opt_in,
-                            "last_seen_at": user.last_seen_at})  # fmt: skip
+            changed.append({"user_id": user.id, **dict(zip(_SAVED, values, strict=True))})
             user._saved = values
     if changed:
         await session.execute(_SAVE_USER, changed)

@@ -29,9 +29,16 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # SQLite has one writer at a time: a single connection queues transactions in-process
-    # instead of making them spin on the file lock.
+    # instead of making them spin on the file lock. Every use of it ends in a commit or a
+    # rollback, so the pool's extra rollback on return (a thread hand-off) is skipped.
     engine = create_async_engine(
-        url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
+        url,
+        echo=echo,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+        hide_parameters=True,
+        pool_reset_on_return=None,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

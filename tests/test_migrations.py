@@ -24,7 +24,7 @@ async def test_stairway_upgrades_and_downgrades_every_revision(database_url: str
             await upgrade(engine, revision.revision)
         async with engine.connect() as connection:
             tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
-        assert {"users", "signatures", "processed_updates"} <= set(tables)
+        assert {"users", "signatures"} <= set(tables)
     finally:
         await engine.dispose()
 

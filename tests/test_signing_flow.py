@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from bot.app import App, build_app
 from bot.channels.telegram import build_bot, build_dispatcher
-from db.models import ProcessedUpdate, Signature, User, utcnow
+from db.models import Signature, User
 from handlers import places
 from tests.telegram_fakes import BOT_USERNAME, FakeUser, RecordingSession
 
@@ -373,16 +372,14 @@ async def test_typing_a_button_label_presses_it(app: App, person: Person) -> Non
     assert (signature.country, signature.birth_province, signature.language) == ("JP", "12", "km")
 
 
-async def test_records_of_old_updates_are_forgotten(app: App, person: Person) -> None:
+async def test_a_person_row_remembers_only_their_latest_update_ids(
+    app: App, person: Person
+) -> None:
     someone = person(9001)
-    old = someone.text_update("/start")
-    await someone.send_update(old)
-    async with app.conversation.sessions() as session, session.begin():
-        [record] = (await session.execute(select(ProcessedUpdate))).scalars()
-        record.handled_at = utcnow() - timedelta(days=8)
-    await someone.send("/help")
-    assert await app.forget_old_updates() == 1
-    async with app.conversation.sessions() as session:
-        keys = (await session.execute(select(ProcessedUpdate.update_key))).scalars().all()
-    assert keys != []
-    assert str(old.update_id) not in keys
+    first = someone.text_update("/help")
+    await someone.send_update(first)
+    for _ in range(40):
+        await someone.send("/help")
+    row = await user_row(app, 9001)
+    assert len(row.recent_updates) == 32
+    assert str(first.update_id) not in row.recent_updates

@@ -201,8 +201,7 @@ async def run_polling(app: App) -> None:
             logger.warning("deleteWebhook failed: %s", error)
         await set_commands(bot, app)
         logger.info("Telegram long polling started")
-        async with app.housekeeping():
-            await dispatcher.start_polling(bot, allowed_updates=ALLOWED_UPDATES)
+        await dispatcher.start_polling(bot, allowed_updates=ALLOWED_UPDATES)
     finally:
         await bot.session.close()
 
@@ -252,8 +251,7 @@ async def run_webhook(app: App) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with app.housekeeping():
-            await stop.wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
         await bot.session.close()
