@@ -172,7 +172,8 @@ class TelegramChannel:
 
 def build_dispatcher(app: App) -> Dispatcher:
     """The production dispatcher (tests feed updates into this same one)."""
-    dispatcher = Dispatcher()
+    # Conversation state lives in our database, not in aiogram's FSM storage.
+    dispatcher = Dispatcher(disable_fsm=True)
     dispatcher.include_router(TelegramChannel(app).router)
     return dispatcher
 
