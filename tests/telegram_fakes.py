@@ -93,7 +93,7 @@ class FakeUser:
         """Feed one update to the dispatcher; return what the bot sent in answer."""
         before = len(self.session.sent())
         await self.dispatcher.feed_update(self.bot, update)
-        self.seen = self.session.sent()[before:]
+        self.seen = [m for m in self.session.sent()[before:] if m.chat_id == self.chat.id]
         return self.seen
 
     async def send(self, text: str, **extra: Any) -> list[SendMessage]:

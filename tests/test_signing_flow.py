@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.app import App, build_app
@@ -383,3 +385,32 @@ async def test_a_person_row_remembers_only_their_latest_update_ids(
     row = await user_row(app, 9001)
     assert len(row.recent_updates) == 32
     assert str(first.update_id) not in row.recent_updates
+
+
+async def test_a_failing_update_is_rolled_back_alone_and_its_sender_told(
+    app: App, person: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import signing
+
+    real_name_step = signing.TEXT_STEPS["name"]
+
+    async def fragile(ctx: Any, incoming: Any) -> Any:
+        if incoming.text == "Boom":
+            raise RuntimeError("a bug in a handler")
+        return await real_name_step(ctx, incoming)
+
+    monkeypatch.setitem(signing.TEXT_STEPS, "name", fragile)
+    unlucky, lucky = person(9101), person(9102)
+    _ = await sign_up_to_name(app, unlucky)
+    await sign_up_to_name(app, lucky)
+    before = await draft_and_step(app, 9101)
+
+    # Sent at the same moment, the two land in one batch.
+    await asyncio.gather(unlucky.send("Boom"), lucky.send("Sok Dara"))
+
+    assert unlucky.text() == _("Sorry, something went wrong on our side. Please try again.")
+    assert _("Which country do you live in now?") in lucky.text()
+    assert await draft_and_step(app, 9101) == before
+    assert (await draft_and_step(app, 9102))[1]["name"] == "Sok Dara"
+    await unlucky.send("Chan Dara")
+    assert _("Which country do you live in now?") in unlucky.text()
