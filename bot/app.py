@@ -36,7 +36,7 @@ class App:
 
 async def build_app(settings: Settings, *, migrate: bool = True) -> App:
     """Connect, bring the schema up to date, load catalogs and content."""
-    content = load_content(settings.petition_file)
+    content = load_content(settings.petition_file, settings.faq_file)
     places.warm_up()
     translations = Translations(settings.locales_dir)
     engine = create_engine(settings.database_url)
@@ -47,6 +47,7 @@ async def build_app(settings: Settings, *, migrate: bool = True) -> App:
         translations=translations,
         content=content,
         goal=settings.petition_goal,
+        admin_ids=frozenset(str(admin) for admin in settings.admin_ids),
     )
     # Everything loaded so far (libraries, catalogs, place names) lives as long as the
     # process: keep it out of the collector's full passes, which would otherwise scan it

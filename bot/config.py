@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{ROOT / 'data' / 'petitionbot.sqlite3'}"
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     petition_goal: Annotated[int, Field(ge=1)] = 10_000
     petition_file: Path = ROOT / "locales" / "petition.toml"
+    faq_file: Path = ROOT / "locales" / "faq.toml"
+    admin_ids: Annotated[list[int], NoDecode] = []
     locales_dir: Path = ROOT / "locales"
     log_level: str = "INFO"
 
@@ -41,6 +43,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # ADMIN_IDS=111,222 (platform user ids, never usernames)
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",")]
+            return [part for part in parts if part]
+        return value
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -102,6 +113,6 @@ class Settings(BaseSettings):
 def describe_error(error: ValidationError) -> str:
     """One line naming the first bad setting, for a clean exit at start-up."""
     first = error.errors()[0]
-    name = ".".join(str(part) for part in first["loc"]).upper()
+    name = str(first["loc"][0]).upper() if first["loc"] else ""
     message = first["msg"].removeprefix("Value error, ")
     return f"Configuration error: {name}: {message}" if name else f"Configuration error: {message}"

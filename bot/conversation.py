@@ -87,6 +87,7 @@ class Conversation:
     translations: Translations
     content: Content
     goal: int
+    admin_ids: frozenset[str] = frozenset()
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     _queue: list[_Job] = field(default_factory=list)
     _drainer: asyncio.Task[None] | None = None
@@ -176,6 +177,8 @@ class Conversation:
             share_link=job.share_link,
             channel=job.channel,
             translator_for=lambda language: self.translations.get(language).gettext,
+            # Admins are platform user ids from ADMIN_IDS (the console acts as that id).
+            is_admin=job.user_id in self.admin_ids,
         )
 
     async def _sorry(self, job: _Job) -> list[Reply]:

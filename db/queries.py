@@ -13,7 +13,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.dialect import insert_ignoring_conflicts
-from db.models import Signature, User, utcnow
+from db.models import Signature, UnansweredQuestion, User, utcnow
 
 # Share codes avoid letters that read alike on a poster (0/O, 1/l/I).
 _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -179,3 +179,20 @@ def ensure_share_code(user: UserState) -> str:
     if user.share_code is None:
         user.share_code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
     return user.share_code
+
+
+async def record_unanswered(session: AsyncSession, *, text: str, language: str) -> None:
+    """Keep a question nobody answered yet (its words and language, not who asked)."""
+    session.add(UnansweredQuestion(text=text[:500], language=language, asked_at=utcnow()))
+    await session.flush()
+
+
+async def latest_unanswered(session: AsyncSession, *, limit: int) -> list[UnansweredQuestion]:
+    """The most recent unanswered questions, newest first."""
+    query = select(UnansweredQuestion).order_by(UnansweredQuestion.id.desc()).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def count_unanswered(session: AsyncSession) -> int:
+    """How many questions are waiting for organisers."""
+    return (await session.execute(select(func.count(UnansweredQuestion.id)))).scalar_one()

@@ -5,13 +5,28 @@
 
 from __future__ import annotations
 
-from handlers import common, signing
-from handlers.base import Context, Incoming, Reply
+import logging
+
+from handlers import admin, common, faq, signing
+from handlers.base import Context, Incoming, Kind, Reply
+
+logger = logging.getLogger(__name__)
 
 
 async def route(ctx: Context, incoming: Incoming) -> list[Reply]:
     """Hand the input to the first feature that takes it; the catch-all comes last."""
-    for feature in (common, signing):
+    if incoming.kind is Kind.COMMAND and incoming.command in admin.COMMANDS:
+        # Admin commands are reached only by admins; others get the unknown-command answer.
+        if ctx.is_admin:
+            replies = await admin.handle(ctx, incoming)
+            if replies is not None:
+                return replies
+        else:
+            logger.warning("a non-admin on %s tried /%s", ctx.channel, incoming.command)
+            return await common.fallback(ctx, incoming)
+    # Order matters: language and help first; then questions (their buttons, and typed text
+    # while no signing step is pending); then the signing flow, which takes the rest.
+    for feature in (common, faq, signing):
         replies = await feature.handle(ctx, incoming)
         if replies is not None:
             return replies

@@ -86,6 +86,7 @@ class Context:
     share_link: Callable[[str], str | None]
     channel: str
     translator_for: Callable[[str], Callable[[str], str]]
+    is_admin: bool = False
 
     @property
     def language(self) -> str:

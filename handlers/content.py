@@ -6,6 +6,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from handlers.faq import Faq
+from handlers.faq_content import load_faq
+
 
 @dataclass(frozen=True, slots=True)
 class Petition:
@@ -20,14 +23,15 @@ class Content:
     """All organiser-edited content, per language."""
 
     petitions: dict[str, Petition]
+    faq: Faq
 
     def petition(self, language: str) -> Petition:
         """The petition in `language`, or in Khmer."""
         return self.petitions.get(language) or self.petitions["km"]
 
 
-def load_content(path: Path) -> Content:
-    """Read the petition file; a missing language or field is an error at start-up."""
+def load_content(path: Path, faq_path: Path) -> Content:
+    """Read the petition and the FAQ; a missing language or field is an error at start-up."""
     with path.open("rb") as handle:
         data = tomllib.load(handle)
     petitions = {}
@@ -42,4 +46,4 @@ def load_content(path: Path) -> Content:
         petitions[language] = Petition(
             title=str(section["title"]).strip(), statement=str(section["statement"]).strip()
         )
-    return Content(petitions=petitions)
+    return Content(petitions=petitions, faq=Faq(load_faq(faq_path)))

@@ -372,8 +372,6 @@ async def _button(ctx: Context, payload: str) -> list[Reply]:
     if prefix == "go":
         if value == "sign":
             return await _start_signing(ctx)
-        if value == "faq":
-            return [faq(ctx), *reminder(ctx)]
         if value == "mine":
             return await _my_signature(ctx)
     if prefix == "s" and ctx.user.step not in FLOW_STEPS:
@@ -632,28 +630,3 @@ async def _thanks(ctx: Context, name: str, signature_id: int) -> Reply:
         lines += ["", _("Please share your link with family and friends: {link}").format(link=link)]
     buttons = [[Button(_("My signature"), "go:mine"), Button(_("❓ Questions"), "go:faq")]]
     return Reply("\n".join(lines), buttons)
-
-
-def faq(ctx: Context) -> Reply:
-    """The questions people ask first, answered briefly."""
-    _ = ctx.gettext
-    parts = [
-        _(
-            "<b>Who can sign?</b>\nEvery Cambodian citizen, in Cambodia or abroad. "
-            "Each person can sign once."
-        ),
-        _(
-            "<b>What do you keep about me?</b>\nOnly your answers in this chat. Only the "
-            "campaign's organisers see them. We never sell them, and we never publish your name "
-            "without asking you."
-        ),
-        _(
-            "<b>Can I take my signature back?</b>\nYes, at any time: /mysignature, then "
-            '"Withdraw my signature".'
-        ),
-        _(
-            "<b>Who runs this?</b>\nThe Commission for Election Rights of Overseas Cambodians "
-            "(CEROC), a volunteer group founded on 9 March 2014."
-        ),
-    ]
-    return Reply("\n\n".join(parts), [[Button(_("✍️ Sign the petition"), "go:sign")]])
