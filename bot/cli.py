@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from bot.config import Settings, describe_error
+from handlers.faq_content import ContentError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run on Telegram, or the console chat when no token is set")
     chat = commands.add_parser("chat", help="the conversation in this terminal")
     chat.add_argument("--user-id", type=int, default=1, help="whose conversation (default 1)")
+    faq = commands.add_parser("faq", help="the questions the bot answers")
+    faq_commands = faq.add_subparsers(dest="faq_command", required=True)
+    ask = faq_commands.add_parser("ask", help="which topic a question finds, and its score")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="machine-readable output")
+    check = faq_commands.add_parser("check", help="validate the FAQ file")
+    check.add_argument("--file", type=Path, help="the file to check (default: FAQ_FILE)")
     db = commands.add_parser("db", help="database tasks")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="bring the schema up to date")
@@ -76,6 +86,37 @@ async def _db_upgrade(settings: Settings) -> None:
         await engine.dispose()
 
 
+def _faq(args: argparse.Namespace, settings: Settings) -> int:
+    from handlers.faq import build_matcher
+    from handlers.faq_content import check_faq, load_faq
+
+    if args.faq_command == "check":
+        path = args.file or settings.faq_file
+        topics, problems = check_faq(path)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            return 1
+        print(f"{path}: {len(topics)} topics, each in Khmer and English")
+        return 0
+    matcher = build_matcher(load_faq(settings.faq_file))
+    sure, close = matcher.answer(args.question)
+    best = matcher.rank(args.question)[0]
+    if args.json:
+        print(json.dumps({
+            "topic": sure.topic if sure else None,
+            "score": round(best.score, 4),
+            "best": best.topic,
+            "suggestions": [{"topic": m.topic, "score": round(m.score, 4)} for m in close],
+        }))  # fmt: skip
+    elif sure is not None:
+        print(f"{sure.topic} {sure.score:.2f}")
+    else:
+        close_list = ", ".join(f"{m.topic} {m.score:.2f}" for m in close)
+        print(f"none (closest: {close_list})" if close else "none")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `petitionbot` command."""
     args = _parser().parse_args(argv)
@@ -92,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "faq":
+            return _faq(args, settings)
         if args.command == "db":
             asyncio.run(_db_upgrade(settings))
             print("Database is up to date.")
@@ -101,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_telegram(settings))
     except KeyboardInterrupt:
         return 130
+    except ContentError as error:
+        # A content file organisers edit is wrong: say which entry, and stop.
+        print(f"Cannot start: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

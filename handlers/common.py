@@ -28,6 +28,7 @@ def help_text(ctx: Context) -> Reply:
         "",
         _("/sign – sign the petition"),
         _("/mysignature – see, change or withdraw your signature"),
+        _("/faq – questions about voting from abroad"),
         _("/language – ភាសាខ្មែរ or English"),
         _("/cancel – stop what you are doing; nothing is saved"),
         _("/help – this list"),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handlers.faq import Faq
-from handlers.faq_content import load_faq
+from handlers.faq_content import ContentError, load_faq
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,11 @@ class Content:
 
 def load_content(path: Path, faq_path: Path) -> Content:
     """Read the petition and the FAQ; a missing language or field is an error at start-up."""
-    with path.open("rb") as handle:
-        data = tomllib.load(handle)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ContentError(f"{path}: {error}") from error
     petitions = {}
     for language in ("km", "en"):
         section = data.get(language)
@@ -42,7 +45,7 @@ def load_content(path: Path, faq_path: Path) -> Content:
             or not section.get("title")
             or not section.get("statement")
         ):
-            raise ValueError(f"{path}: [{language}] needs a title and a statement")
+            raise ContentError(f"{path}: [{language}] needs a title and a statement")
         petitions[language] = Petition(
             title=str(section["title"]).strip(), statement=str(section["statement"]).strip()
         )

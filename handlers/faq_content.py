@@ -17,7 +17,11 @@ _TAG = re.compile(r"</?([a-z]+)>")
 _ALLOWED_TAGS = {"b", "i"}
 
 
-class FaqError(ValueError):
+class ContentError(ValueError):
+    """A content file organisers edit cannot be used; the message names the entry."""
+
+
+class FaqError(ContentError):
     """The FAQ file cannot be used; the message names the entry."""
 
 

@@ -41,6 +41,7 @@ COMMANDS = (
     ("start", N_("Start: read the petition")),
     ("sign", N_("Sign the petition")),
     ("mysignature", N_("See, change or withdraw your signature")),
+    ("faq", N_("Questions about voting from abroad")),
     ("language", N_("Change the language")),
     ("help", N_("What this bot can do")),
     ("cancel", N_("Stop what you are doing")),
