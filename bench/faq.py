@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     mean_ms = sum(timings) / len(timings) * 1000
     worst_ms = max(timings) * 1000
     print(
-        f"\ntime per question: mean {mean_ms:.2f} ms, max {worst_ms:.2f} ms (what the bot does per typed question)"
+        f"\ntime per question (what the bot does with a typed question): "
+        f"mean {mean_ms:.2f} ms, max {worst_ms:.2f} ms"
     )
     passed = all(verdicts) and mean_ms < TARGET_MS
     print(
