@@ -92,3 +92,11 @@ def test_a_bad_setting_stops_with_one_line_naming_it(tmp_path: Path) -> None:
         "Configuration error: PETITION_GOAL: Input should be a valid integer, "
         "unable to parse string as an integer"
     ]
+
+
+def test_questions_are_answered_in_the_console(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, ["chat"], "2\n/faq\n7\nhow do I take my signature back\n")
+    assert result.returncode == 0, result.stderr
+    assert "Questions people ask. Choose one:" in result.stdout
+    assert "[1] Can I vote from abroad now?" in result.stdout
+    assert "You asked about: How do I withdraw my signature?" in result.stdout
