@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _console_link(settings: Settings) -> object:
+def _console_link(settings: Settings) -> Callable[[str], str | None]:
+    # The console has no bot of its own: links point at the Telegram bot, when it is named.
     username = settings.telegram_bot_username
 
     def link(code: str) -> str | None:
@@ -55,7 +56,7 @@ async def _chat(settings: Settings, user_id: int) -> None:
             user_id=user_id,
             stdin=sys.stdin,
             stdout=sys.stdout,
-            share_link=_console_link(settings),  # type: ignore[arg-type]
+            share_link=_console_link(settings),
         )
     finally:
         await app.close()

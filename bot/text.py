@@ -47,11 +47,6 @@ def _is_khmer(char: str) -> bool:
     return "\u1780" <= char <= "\u17ff" or "\u19e0" <= char <= "\u19ff"
 
 
-def has_khmer(text: str) -> bool:
-    """Whether the text holds at least one Khmer character."""
-    return any(_is_khmer(char) for char in text)
-
-
 def khmer_digits(text: str) -> str:
     """Show ASCII digits as Khmer digits."""
     return text.translate(_TO_KHMER)

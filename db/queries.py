@@ -155,11 +155,6 @@ async def withdraw_signature(session: AsyncSession, *, user_id: int) -> bool:
     return result.rowcount > 0
 
 
-async def count_signatures(session: AsyncSession) -> int:
-    """How many have signed."""
-    return (await session.execute(select(func.count(Signature.id)))).scalar_one()
-
-
 async def standing(session: AsyncSession, *, signature_id: int) -> tuple[int, int]:
     """(the signature's place in the list, the number of signatures), in one query."""
     query = select(
