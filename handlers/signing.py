@@ -287,14 +287,18 @@ def _answers_of(signature: Signature) -> dict[str, Any]:
 async def _cancel(ctx: Context) -> list[Reply]:
     _ = ctx.gettext
     amend = bool(ctx.user.draft.get("amend"))
-    busy = ctx.user.step in FLOW_STEPS
+    was = ctx.user.step
     ctx.user.step, ctx.user.draft = "idle", {}
-    if not busy:
+    if was not in FLOW_STEPS:
         return [Reply(_("There is nothing to cancel."), menu_buttons(ctx))]
     if amend:
         return [Reply(_("Stopped. Your signature is unchanged."), remove_keyboard=True)]
     text = _("Stopped. Nothing was saved. You can sign whenever you like.")
-    return [Reply(text, menu_buttons(ctx), remove_keyboard=True)]
+    if was == "contact":
+        # The phone-number keyboard is showing: take it away, then offer the menu.
+        return [Reply(text, remove_keyboard=True),
+                Reply(_("What would you like to do?"), menu_buttons(ctx))]  # fmt: skip
+    return [Reply(text, menu_buttons(ctx))]
 
 
 async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
