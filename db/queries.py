@@ -34,6 +34,7 @@ class UserState:
     updates_opt_in: bool
     last_seen_at: datetime
     recent_updates: list[str]
+    created_at: datetime
     signature_id: int | None = None  # read with the row; not written back
     _saved: tuple[Any, ...] = field(default=(), repr=False)
 
@@ -191,3 +192,16 @@ async def latest_unanswered(session: AsyncSession, *, limit: int) -> list[Unansw
 async def count_unanswered(session: AsyncSession) -> int:
     """How many questions are waiting for organisers."""
     return (await session.execute(select(func.count(UnansweredQuestion.id)))).scalar_one()
+
+
+async def set_signature_news(session: AsyncSession, *, user_id: int, on: bool) -> None:
+    """Record on the signature (if any) whether its signer wants news."""
+    await session.execute(
+        update(_SIGNATURES).where(_SIGNATURES.c.user_id == user_id).values(updates_opt_in=on)
+    )
+
+
+async def erase_person(session: AsyncSession, *, user_id: int) -> None:
+    """Delete everything kept about a person: their signature, answers and state."""
+    await session.execute(delete(_SIGNATURES).where(_SIGNATURES.c.user_id == user_id))
+    await session.execute(delete(_USERS).where(_USERS.c.id == user_id))

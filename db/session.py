@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 logger = logging.getLogger(__name__)
+# aiosqlite logs every statement with its parameters (names, phone numbers) at DEBUG:
+# never let them into the logs, whatever level the rest of the program runs at.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:

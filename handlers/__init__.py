@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from handlers import admin, common, faq, signing
+from handlers import admin, common, faq, privacy, signing
 from handlers.base import Context, Incoming, Kind, Reply
 
 logger = logging.getLogger(__name__)
@@ -24,9 +24,10 @@ async def route(ctx: Context, incoming: Incoming) -> list[Reply]:
         else:
             logger.warning("a non-admin on %s tried /%s", ctx.channel, incoming.command)
             return await common.fallback(ctx, incoming)
-    # Order matters: language and help first; then questions (their buttons, and typed text
-    # while no signing step is pending); then the signing flow, which takes the rest.
-    for feature in (common, faq, signing):
+    # Order matters: language and help first; then the person's rights (which work at any
+    # step); then questions (their buttons, and typed text while no step is pending); then
+    # the signing flow, which takes the rest.
+    for feature in (common, privacy, faq, signing):
         replies = await feature.handle(ctx, incoming)
         if replies is not None:
             return replies

@@ -18,11 +18,12 @@ from db.models import Signature
 from handlers import places, validation
 from handlers.base import Button, Context, Incoming, Kind, Reply
 
-# Steps that belong to the flow; anything else is "idle" (nothing asked).
-FLOW_STEPS = (
+# Steps that belong to the flow; anything else is "idle" (nothing asked). Other features
+# add their own confirmation steps with `register_step`.
+FLOW_STEPS = {
     "consent", "name", "country", "country_other", "country_confirm", "region",
     "birthplace", "contact", "updates", "review", "edit_pick", "withdraw_confirm",
-)  # fmt: skip
+}  # fmt: skip
 # Button payload prefixes and the step each belongs to: a press at another step is stale.
 PREFIX_STEP = {
     "c": "consent", "co": "country", "cc": "country_confirm", "r": "region",
@@ -90,10 +91,29 @@ def _label(ctx: Context, payload: str, buttons: list[list[Button]]) -> str:
 # ---------------------------------------------------------------- what each step asks
 
 
+def register_step(
+    step: str,
+    prefix: str,
+    ask: Callable[[Context], Reply],
+    on_button: Callable[[Context, str], Awaitable[list[Reply]]],
+) -> None:
+    """Let another feature own a step with buttons: stale presses and stray text are then
+    handled the same way as in the signing flow."""
+    FLOW_STEPS.add(step)
+    PREFIX_STEP[prefix] = step
+    OTHER_PROMPTS[step] = ask
+    BUTTON_STEPS[step] = on_button
+
+
+OTHER_PROMPTS: dict[str, Callable[[Context], Reply]] = {}
+
+
 def prompt(ctx: Context) -> Reply:
     """The question of the person's current step (also used to repeat it after a bad answer)."""
     _ = ctx.gettext
     step, draft = ctx.user.step, ctx.user.draft
+    if step in OTHER_PROMPTS:
+        return OTHER_PROMPTS[step](ctx)
     if step == "consent":
         text = _(
             "<b>Before you sign</b>\n"
@@ -105,6 +125,7 @@ def prompt(ctx: Context) -> Reply:
             "You can see, change or delete your signature at any time with /mysignature.\n\n"
             "Do you agree?"
         )
+        text += "\n" + _("More about your data: /privacy")
         return Reply(text, [[Button(_("✅ I agree"), "c:y"), Button(_("No, thank you"), "c:n")]])
     if step == "name":
         return Reply(_("What is your full name? Please type it in Khmer or Latin letters."))
@@ -263,7 +284,7 @@ async def _show_signature(ctx: Context, signature: Signature, intro: str) -> lis
         _("You are signer number {number}.").format(number=format_number(number, ctx.language)),
         _("Signed on {date}.").format(date=format_day(signature.created_at.date(), ctx.language)),
         "",
-        summary(ctx, _answers_of(signature)),
+        summary(ctx, answers_of(signature)),
     ]
     link = ctx.share_link(code)
     if link:
@@ -273,10 +294,13 @@ async def _show_signature(ctx: Context, signature: Signature, intro: str) -> lis
         [Button(_("✏️ Change an answer"), "s:edit")],
         [Button(_("Withdraw my signature"), "s:withdraw")],
     ]
+    if not ctx.user.updates_opt_in:
+        buttons.append([Button(_("🔔 Receive news again"), "n:on")])
     return [Reply("\n".join(lines), buttons)]
 
 
-def _answers_of(signature: Signature) -> dict[str, Any]:
+def answers_of(signature: Signature) -> dict[str, Any]:
+    """A signature's answers in the shape of a draft."""
     return {
         "name": signature.full_name, "country": signature.country, "region": signature.region,
         "birth": signature.birth_province, "phone": signature.phone, "email": signature.email,
@@ -395,7 +419,7 @@ async def _signature_action(ctx: Context, value: str) -> list[Reply]:
         return [Reply(ctx.gettext("You have not signed yet."), menu_buttons(ctx))]
     if value == "withdraw":
         return _go(ctx, "withdraw_confirm")
-    ctx.user.draft = {**_answers_of(signature), "amend": True}
+    ctx.user.draft = {**answers_of(signature), "amend": True}
     return _go(ctx, "edit_pick")
 
 
