@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.flood import FloodGuard, Verdict
 from bot.i18n import Translations
 from db import queries
 from db.models import utcnow
@@ -89,6 +90,8 @@ class Conversation:
     goal: int
     admin_ids: frozenset[str] = frozenset()
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    flood: FloodGuard = field(default_factory=FloodGuard)
+    _languages: dict[str, str] = field(default_factory=dict)
     _queue: list[_Job] = field(default_factory=list)
     _drainer: asyncio.Task[None] | None = None
 
@@ -107,9 +110,20 @@ class Conversation:
         `deliver` sends the replies after the commit, still in this person's turn, so their
         answers reach them in the order of their messages.
         """
+        key = f"{channel}:{user_id}"
+        verdict = self.flood.check(key)
+        if verdict is not Verdict.HANDLE:
+            # Checked before queueing, so a flood costs neither the database nor other people.
+            if verdict is Verdict.DROP:
+                return []
+            logger.warning("flood limit reached by a user on %s; further updates dropped", channel)
+            replies = [self._slow_down(key)]
+            if deliver is not None:
+                await deliver(replies)
+            return replies
         # One update per person at a time, in the order they came; across workers the row
         # lock taken when their row is loaded keeps the same order.
-        held = await self.locks(f"{channel}:{user_id}")
+        held = await self.locks(key)
         try:
             done: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
             self._queue.append(_Job(channel, user_id, update_key, incoming, share_link, done))
@@ -121,6 +135,10 @@ class Conversation:
             return replies
         finally:
             held.release()
+
+    def _slow_down(self, key: str) -> Reply:
+        _ = self.translations.get(self._languages.get(key)).gettext
+        return Reply(_("You are sending messages very fast. Please wait a few seconds."))
 
     async def close(self) -> None:
         """Let the batch in progress finish."""
@@ -163,6 +181,11 @@ class Conversation:
                     continue
                 user.recent_updates = [*user.recent_updates, job.update_key][-RECENT_UPDATES:]
             user.last_seen_at = utcnow()
+            if user.language:
+                # Only for the flood warning's language: a cache, cleared when it grows big.
+                if len(self._languages) > 100_000:
+                    self._languages.clear()
+                self._languages[f"{job.channel}:{job.user_id}"] = user.language
             answers.append(await route(self._context(session, user, job), job.incoming))
         await queries.save_users(session, users=users.values())
         return answers

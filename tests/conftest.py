@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.app import App, build_app
 from bot.channels.telegram import build_bot, build_dispatcher
 from bot.config import Settings
+from bot.flood import FloodGuard
 from tests.telegram_fakes import FakeUser, RecordingSession
 
 TOKEN = "123456:" + "A" * 35
@@ -56,8 +57,12 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
 
 @pytest.fixture
 async def app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    """The application, built by the production factory on a fresh database."""
+    """The application, built by the production factory on a fresh database.
+
+    Tests click faster than any person: the flood limit is lifted here and tested on its own.
+    """
     application = await build_app(make_settings())
+    application.conversation.flood = FloodGuard(limit=1_000_000)
     yield application
     await application.close()
 
