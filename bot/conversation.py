@@ -173,6 +173,10 @@ class Conversation:
         answers: list[list[Reply]] = []
         for job in batch:
             user = users[(job.channel, job.user_id)]
+            if user.blocked:
+                # Blocked by an admin: no answer at all, and nothing they send is stored.
+                answers.append([])
+                continue
             if job.update_key is not None:
                 # The update's id is recorded on the person's row, in this same transaction.
                 if job.update_key in user.recent_updates:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -57,6 +58,8 @@ class User(Base):
     updates_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     # The ids of this person's latest updates: a redelivered one is recognised and skipped.
     recent_updates: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # Blocked by an admin: gets no answers and cannot sign.
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -88,6 +91,8 @@ class Signature(Base):
     referrer_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Set aside by an admin (a flood of fakes): not counted, kept for review.
+    invalidated_at: Mapped[datetime | None] = mapped_column()
 
 
 class UnansweredQuestion(Base):

@@ -35,6 +35,7 @@ class UserState:
     last_seen_at: datetime
     recent_updates: list[str]
     created_at: datetime
+    blocked: bool
     signature_id: int | None = None  # read with the row; not written back
     _saved: tuple[Any, ...] = field(default=(), repr=False)
 
@@ -157,11 +158,12 @@ async def withdraw_signature(session: AsyncSession, *, user_id: int) -> bool:
 
 
 async def standing(session: AsyncSession, *, signature_id: int) -> tuple[int, int]:
-    """(the signature's place in the list, the number of signatures), in one query."""
+    """(the signature's place in the list, the number of signatures), in one query; signatures
+    set aside by an admin do not count."""
     query = select(
         func.coalesce(func.sum(case((Signature.id <= signature_id, 1), else_=0)), 0),
         func.count(Signature.id),
-    )
+    ).where(Signature.invalidated_at.is_(None))
     number, total = (await session.execute(query)).one()
     return int(number), int(total)
 
@@ -205,3 +207,52 @@ async def erase_person(session: AsyncSession, *, user_id: int) -> None:
     """Delete everything kept about a person: their signature, answers and state."""
     await session.execute(delete(_SIGNATURES).where(_SIGNATURES.c.user_id == user_id))
     await session.execute(delete(_USERS).where(_USERS.c.id == user_id))
+
+
+async def set_blocked(
+    session: AsyncSession, *, channel: str, external_id: str, blocked: bool
+) -> None:
+    """Block or unblock a platform user id (a row is made if they never wrote)."""
+    users = await load_users(session, identities=[(channel, external_id)])
+    await session.execute(
+        update(_USERS)
+        .where(_USERS.c.id == users[(channel, external_id)].id)
+        .values(blocked=blocked)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureFilter:
+    """Which signatures an admin means: by country, share code and time window."""
+
+    country: str | None = None
+    code: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> list[Any]:
+        """The filter as SQL conditions (always: not already set aside)."""
+        conditions: list[Any] = [Signature.invalidated_at.is_(None)]
+        if self.country:
+            conditions.append(Signature.country == self.country)
+        if self.code:
+            conditions.append(Signature.referrer_code == self.code)
+        if self.since:
+            conditions.append(Signature.created_at >= self.since)
+        if self.until:
+            conditions.append(Signature.created_at < self.until)
+        return conditions
+
+
+async def count_matching(session: AsyncSession, *, where: SignatureFilter) -> int:
+    """How many counted signatures a filter matches."""
+    query = select(func.count(Signature.id)).where(*where.where())
+    return (await session.execute(query)).scalar_one()
+
+
+async def invalidate(session: AsyncSession, *, where: SignatureFilter) -> int:
+    """Set the matching signatures aside (kept for review, no longer counted)."""
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        update(Signature).where(*where.where()).values(invalidated_at=utcnow())
+    )
+    return result.rowcount

@@ -1,0 +1,93 @@
+"""Organisers' tools for abuse: blocking a user id, setting signatures aside by filter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App, build_app
+from bot.channels.telegram import build_bot, build_dispatcher
+from bot.config import Settings
+from bot.flood import FloodGuard
+from db.models import Signature
+from tests.telegram_fakes import FakeUser, RecordingSession
+
+ADMIN = 777
+
+
+@pytest.fixture
+async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+    application = await build_app(make_settings(admin_ids=str(ADMIN)))
+    application.conversation.flood = FloodGuard(limit=1_000_000)
+    yield application
+    await application.close()
+
+
+@pytest.fixture
+def people(admin_app: App, session: RecordingSession) -> Callable[[int], FakeUser]:
+    bot = build_bot(admin_app.settings, session=session)
+    dispatcher = build_dispatcher(admin_app)
+    return lambda user_id: FakeUser(dispatcher, bot, session, user_id)
+
+
+async def sign(someone: FakeUser, country: str = "US", name: str = "Sok Dara") -> None:
+    await someone.send("/start")
+    await someone.press("l:en")
+    for payload in ("go:sign", "c:y"):
+        await someone.press(payload)
+    await someone.send(name)
+    for payload in (f"co:{country}", "r:skip", "b:12", "ct:skip", "u:n", "rv:ok"):
+        await someone.press(payload)
+
+
+async def test_a_blocked_user_gets_no_answer_and_cannot_sign(
+    admin_app: App, people: Callable[[int], FakeUser]
+) -> None:
+    organiser, spammer = people(ADMIN), people(888)
+    await organiser.send("/start")
+    await organiser.press("l:en")
+    await spammer.send("/start")
+    assert spammer.seen
+
+    await spammer.send("/block 777")  # not an admin: the answer to any unknown command
+    unknown = admin_app.translations.get("km").gettext
+    assert unknown("I don't know that command. Here is what I can do:") in spammer.text()
+    await organiser.send("/block 888")
+    assert "Blocked" in organiser.text()
+    await sign(spammer)
+    assert spammer.seen == []
+    async with admin_app.conversation.sessions() as session:
+        assert (await session.execute(select(Signature.id))).first() is None
+
+    await organiser.send("/unblock 888")
+    await spammer.send("/help")
+    assert spammer.seen
+
+
+async def test_signatures_are_set_aside_by_filter_after_a_count(
+    admin_app: App, people: Callable[[int], FakeUser]
+) -> None:
+    for user_id, country in ((901, "US"), (902, "US"), (903, "FR")):
+        await sign(people(user_id), country)
+    organiser = people(ADMIN)
+    await organiser.send("/start")
+    await organiser.press("l:en")
+
+    await organiser.send("/invalidate everything")
+    assert "Say which signatures" in organiser.text()
+    await organiser.send("/invalidate country=US since=2020-01-01")
+    assert "2 signatures match." in organiser.text()
+    await organiser.click("Set them aside")
+    assert "2 signatures set aside." in organiser.text()
+
+    async with admin_app.conversation.sessions() as session:
+        rows = (await session.execute(select(Signature.country, Signature.invalidated_at))).all()
+    assert sorted((country, when is not None) for country, when in rows) == [
+        ("FR", False), ("US", True), ("US", True),
+    ]  # fmt: skip
+    newcomer = people(904)
+    await sign(newcomer, "CA")
+    assert "You are signer number 2." in newcomer.text()
+    assert "2 of 10,000 signatures so far" in newcomer.text()
