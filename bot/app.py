@@ -48,7 +48,13 @@ async def build_app(settings: Settings, *, migrate: bool = True) -> App:
         content=content,
         goal=settings.petition_goal,
         admin_ids=frozenset(str(admin) for admin in settings.admin_ids),
+        cipher=settings.contact_cipher(),
     )
+    if conversation.cipher is None:
+        logger.warning(
+            "DATA_KEY and HASH_KEY are not set: the bot will not ask for phone numbers or "
+            "e-mails (it cannot keep them encrypted)"
+        )
     # Everything loaded so far (libraries, catalogs, place names) lives as long as the
     # process: keep it out of the collector's full passes, which would otherwise scan it
     # all and pause every conversation for a fifth of a second now and then.

@@ -19,7 +19,9 @@ from handlers.faq_content import ContentError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="petitionbot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run on Telegram, or the console chat when no token is set")
+    commands.add_parser(
+        "run", help="run on Telegram and/or Messenger, or the console chat when neither is set"
+    )
     chat = commands.add_parser("chat", help="the conversation in this terminal")
     chat.add_argument("--user-id", type=int, default=1, help="whose conversation (default 1)")
     faq = commands.add_parser("faq", help="the questions the bot answers")
@@ -29,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="machine-readable output")
     check = faq_commands.add_parser("check", help="validate the FAQ file")
     check.add_argument("--file", type=Path, help="the file to check (default: FAQ_FILE)")
+    messenger = commands.add_parser("messenger", help="the Facebook Page")
+    messenger_commands = messenger.add_subparsers(dest="messenger_command", required=True)
+    messenger_commands.add_parser(
+        "setup", help="set the Page's Get Started button, greeting and menu"
+    )
     db = commands.add_parser("db", help="database tasks")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="bring the schema up to date")
@@ -62,18 +69,34 @@ async def _chat(settings: Settings, user_id: int) -> None:
         await app.close()
 
 
-async def _telegram(settings: Settings) -> None:
+async def _serve(settings: Settings) -> None:
     from bot.app import build_app
-    from bot.channels import telegram
+    from bot.channels import messenger, telegram
 
     app = await build_app(settings)
     try:
-        if settings.webhook_url:
-            await telegram.run_webhook(app)
+        if settings.telegram_bot_token is None:
+            await messenger.run(app)
+        elif settings.webhook_url:
+            # Messenger's webhook shares Telegram's server.
+            channel = messenger.MessengerChannel(app) if settings.messenger_enabled else None
+            await telegram.run_webhook(app, channel.register if channel else None)
+        elif settings.messenger_enabled:
+            async with messenger.serving(app):
+                await telegram.run_polling(app)
         else:
             await telegram.run_polling(app)
     finally:
         await app.close()
+
+
+async def _messenger_setup(settings: Settings) -> int:
+    from bot.channels import messenger
+
+    if not settings.messenger_enabled:
+        print("Configuration error: MESSENGER_PAGE_TOKEN: not set", file=sys.stderr)
+        return 2
+    return 0 if await messenger.setup_page(settings, sys.stdout) else 1
 
 
 async def _db_upgrade(settings: Settings) -> None:
@@ -127,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe_error(error), file=sys.stderr)
         return 2
     interactive_chat = args.command == "chat" or (
-        args.command == "run" and settings.telegram_bot_token is None
+        args.command == "run"
+        and settings.telegram_bot_token is None
+        and not settings.messenger_enabled
     )
     logging.basicConfig(
         level="WARNING" if interactive_chat else settings.log_level,
@@ -136,13 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "faq":
             return _faq(args, settings)
+        if args.command == "messenger":
+            return asyncio.run(_messenger_setup(settings))
         if args.command == "db":
             asyncio.run(_db_upgrade(settings))
             print("Database is up to date.")
         elif interactive_chat:
             asyncio.run(_chat(settings, getattr(args, "user_id", 1)))
         else:
-            asyncio.run(_telegram(settings))
+            asyncio.run(_serve(settings))
     except KeyboardInterrupt:
         return 130
     except ContentError as error:

@@ -6,8 +6,17 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from db.protect import ContactCipher
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{ROOT / 'data' / 'petitionbot.sqlite3'}"
@@ -31,18 +40,59 @@ class Settings(BaseSettings):
     webhook_port: Annotated[int, Field(ge=1, le=65535)] = 8080
     webhook_path: str = "/telegram/webhook"
 
+    messenger_page_token: SecretStr | None = None
+    messenger_app_secret: SecretStr | None = None
+    messenger_verify_token: SecretStr | None = None
+    messenger_api_url: str = "https://graph.facebook.com"
+    messenger_api_version: str = "v21.0"
+    messenger_page_username: str | None = None
+
     database_url: str = DEFAULT_DATABASE_URL
     petition_goal: Annotated[int, Field(ge=1)] = 10_000
     petition_file: Path = ROOT / "locales" / "petition.toml"
     faq_file: Path = ROOT / "locales" / "faq.toml"
     admin_ids: Annotated[list[int], NoDecode] = []
+    # Contact details are encrypted with DATA_KEY (Fernet keys, comma-separated, newest first:
+    # add a new key in front, run `petitionbot rotate-key`, then drop the old one) and compared
+    # through HASH_KEY. Without both, the bot does not ask for contact details.
+    data_key: SecretStr | None = None
+    hash_key: SecretStr | None = None
     locales_dir: Path = ROOT / "locales"
     log_level: str = "INFO"
 
-    @field_validator("telegram_bot_token", "webhook_secret", mode="before")
+    @field_validator(
+        "telegram_bot_token",
+        "webhook_secret",
+        "messenger_page_token",
+        "messenger_app_secret",
+        "messenger_verify_token",
+        "messenger_page_username",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("data_key", "hash_key", mode="before")
+    @classmethod
+    def _no_key_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("data_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from cryptography.fernet import Fernet
+
+            try:
+                for key in value.get_secret_value().split(","):
+                    Fernet(key.strip().encode())
+            except ValueError:
+                raise ValueError(
+                    "must be Fernet keys (32 url-safe base64 bytes), comma-separated; "
+                    "make one with `petitionbot new-key`"
+                ) from None
+        return value
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -71,7 +121,29 @@ class Settings(BaseSettings):
                 raise ValueError("is not a Telegram username")
         return value or None
 
-    @field_validator("telegram_api_url", "webhook_url")
+    @field_validator("messenger_api_url", "messenger_api_version", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
+        # `MESSENGER_API_URL=` left empty in .env means the official Graph API.
+        default = cls.model_fields[info.field_name].default if info.field_name else None
+        return default if value == "" else value
+
+    @field_validator("messenger_api_version")
+    @classmethod
+    def _graph_version(cls, value: str) -> str:
+        if not re.fullmatch(r"v\d+\.\d+", value):
+            raise ValueError("must look like v21.0")
+        return value
+
+    @field_validator("messenger_page_username")
+    @classmethod
+    def _page_name(cls, value: str | None) -> str | None:
+        # A Page's username (letters, digits, periods) or its numeric id, for m.me links.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9.]{1,64}", value):
+            raise ValueError("is not a Facebook Page username or id")
+        return value
+
+    @field_validator("telegram_api_url", "webhook_url", "messenger_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value and not re.match(r"^https?://[^\s/]+", value):
@@ -100,6 +172,21 @@ class Settings(BaseSettings):
         return value.upper()
 
     @model_validator(mode="after")
+    def _keys_come_in_pairs(self) -> Settings:
+        if (self.data_key is None) != (self.hash_key is None):
+            raise ValueError("DATA_KEY and HASH_KEY: set both, or neither")
+        if self.hash_key is not None and len(self.hash_key.get_secret_value()) < 32:
+            raise ValueError("HASH_KEY: at least 32 characters of random text")
+        return self
+
+    def contact_cipher(self) -> ContactCipher | None:
+        """The cipher for contact details, or None when no keys are set."""
+        if self.data_key is None or self.hash_key is None:
+            return None
+        keys = [key.strip() for key in self.data_key.get_secret_value().split(",") if key.strip()]
+        return ContactCipher(keys, self.hash_key.get_secret_value())
+
+    @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and self.webhook_secret is None:
             raise ValueError("WEBHOOK_SECRET: must be set when WEBHOOK_URL is set")
@@ -107,7 +194,22 @@ class Settings(BaseSettings):
             r"[A-Za-z0-9_-]{16,256}", self.webhook_secret.get_secret_value()
         ):
             raise ValueError("WEBHOOK_SECRET: 16 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        messenger = (
+            self.messenger_page_token,
+            self.messenger_app_secret,
+            self.messenger_verify_token,
+        )
+        if any(secret is not None for secret in messenger) and None in messenger:
+            raise ValueError(
+                "MESSENGER_PAGE_TOKEN, MESSENGER_APP_SECRET and MESSENGER_VERIFY_TOKEN: "
+                "set all three, or none"
+            )
         return self
+
+    @property
+    def messenger_enabled(self) -> bool:
+        """Whether the Messenger channel runs (its three secrets are set)."""
+        return self.messenger_page_token is not None
 
 
 def describe_error(error: ValidationError) -> str:

@@ -22,6 +22,7 @@ from bot.flood import FloodGuard, Verdict
 from bot.i18n import Translations
 from db import queries
 from db.models import utcnow
+from db.protect import ContactCipher
 from handlers import route
 from handlers.base import Context, Incoming, Reply
 from handlers.content import Content
@@ -29,6 +30,7 @@ from handlers.content import Content
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # large enough to share trips, small enough to keep each transaction short
+ADMIN_CHANNELS = ("telegram", "console")
 RECENT_UPDATES = 32  # per person; platforms redeliver within minutes, not 32 messages later
 
 
@@ -89,6 +91,7 @@ class Conversation:
     content: Content
     goal: int
     admin_ids: frozenset[str] = frozenset()
+    cipher: ContactCipher | None = None
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     flood: FloodGuard = field(default_factory=FloodGuard)
     _languages: dict[str, str] = field(default_factory=dict)
@@ -204,8 +207,10 @@ class Conversation:
             share_link=job.share_link,
             channel=job.channel,
             translator_for=lambda language: self.translations.get(language).gettext,
-            # Admins are platform user ids from ADMIN_IDS (the console acts as that id).
-            is_admin=job.user_id in self.admin_ids,
+            # ADMIN_IDS are Telegram user ids (the console acts as that id); a number that
+            # happens to match on another platform is nobody's admin there.
+            is_admin=job.channel in ADMIN_CHANNELS and job.user_id in self.admin_ids,
+            cipher=self.cipher,
         )
 
     async def _sorry(self, job: _Job) -> list[Reply]:

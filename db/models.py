@@ -72,6 +72,7 @@ class Signature(Base):
         Index("ix_signatures_created_at", "created_at"),
         Index("ix_signatures_country_region", "country", "region"),
         Index("ix_signatures_referrer_code", "referrer_code"),
+        Index("ix_signatures_contact_hash", "contact_hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -82,8 +83,10 @@ class Signature(Base):
     country: Mapped[str] = mapped_column(String(2))
     region: Mapped[str | None] = mapped_column(String(100))
     birth_province: Mapped[str] = mapped_column(String(8))  # a province code, or "abroad"
-    phone: Mapped[str | None] = mapped_column(String(20))
-    email: Mapped[str | None] = mapped_column(String(254))
+    # Encrypted tokens (db/protect.py), never the number or address in clear.
+    phone: Mapped[str | None] = mapped_column(String(512))
+    email: Mapped[str | None] = mapped_column(String(512))
+    contact_hash: Mapped[str | None] = mapped_column(String(64))
     updates_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[str] = mapped_column(String(8))
     channel: Mapped[str] = mapped_column(String(16))

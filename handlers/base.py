@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from db.protect import ContactCipher
     from db.queries import UserState
     from handlers.content import Content
 
@@ -87,6 +88,7 @@ class Context:
     channel: str
     translator_for: Callable[[str], Callable[[str], str]]
     is_admin: bool = False
+    cipher: ContactCipher | None = None  # None: no keys set, so contacts are not asked for
 
     @property
     def language(self) -> str:

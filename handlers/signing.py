@@ -58,6 +58,8 @@ def _go(ctx: Context, step: str) -> list[Reply]:
 
 def _next(ctx: Context, natural: str) -> list[Reply]:
     """After an answer: the natural next step, or back to the review when changing one answer."""
+    if natural == "contact" and ctx.cipher is None:
+        natural = "updates"  # contacts cannot be kept encrypted: do not ask for them
     if ctx.user.draft.get("editing") and natural != "region":
         _set_draft(ctx, editing=False)
         return _go(ctx, "review")
@@ -175,7 +177,11 @@ def prompt(ctx: Context) -> Reply:
         intro = _("Please check your answers:")
         return Reply(f"{intro}\n\n{summary(ctx, draft)}", buttons)
     if step == "edit_pick":
-        buttons = [[Button(_(label), f"e:{field}")] for field, label in EDITABLE.items()]
+        buttons = [
+            [Button(_(label), f"e:{field}")]
+            for field, label in EDITABLE.items()
+            if field != "contact" or ctx.cipher is not None
+        ]
         buttons.append([Button(_("Back"), "e:back")])
         return Reply(_("Which answer do you want to change?"), buttons)
     if step == "withdraw_confirm":
@@ -211,11 +217,18 @@ def province_buttons(ctx: Context) -> list[list[Button]]:
     return rows
 
 
+def _shown_contact(ctx: Context, answers: dict[str, Any]) -> str | None:
+    token = answers.get("phone") or answers.get("email")
+    if not token or ctx.cipher is None:
+        return None
+    return ctx.cipher.open(token)
+
+
 def summary(ctx: Context, answers: dict[str, Any]) -> str:
     """Every answer, one a line, as the person gave it (escaped for HTML)."""
     _ = ctx.gettext
     birth = answers.get("birth")
-    contact = answers.get("phone") or answers.get("email") or _("not given")
+    contact = _shown_contact(ctx, answers) or _("not given")
     rows = [
         (_("Name"), answers.get("name", "")),
         (
@@ -304,7 +317,7 @@ def answers_of(signature: Signature) -> dict[str, Any]:
     return {
         "name": signature.full_name, "country": signature.country, "region": signature.region,
         "birth": signature.birth_province, "phone": signature.phone, "email": signature.email,
-        "updates": signature.updates_opt_in,
+        "contact_hash": signature.contact_hash, "updates": signature.updates_opt_in,
     }  # fmt: skip
 
 
@@ -349,6 +362,8 @@ async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
     step = ctx.user.step
     if step not in FLOW_STEPS:
         return None
+    if step == "contact" and ctx.cipher is None:  # the keys were removed meanwhile
+        step = ctx.user.step = "updates"
     _ = ctx.gettext
     if incoming.kind is Kind.OTHER:
         return [Reply(_("I can only read text here.")), prompt(ctx)]
@@ -461,7 +476,7 @@ async def _birthplace(ctx: Context, value: str) -> list[Reply]:
 
 
 async def _contact_skip(ctx: Context, value: str) -> list[Reply]:
-    _set_draft(ctx, phone=None, email=None)
+    _set_draft(ctx, phone=None, email=None, contact_hash=None)
     return [
         Reply(ctx.gettext("All right, no contact details."), remove_keyboard=True),
         *_next(ctx, "updates"),
@@ -491,7 +506,7 @@ async def _edit_pick(ctx: Context, value: str) -> list[Reply]:
         "country": "country",
         "region": "region",
         "birth": "birthplace",
-        "contact": "contact",
+        "contact": "contact" if ctx.cipher is not None else None,
         "updates": "updates",
     }.get(value)
     if step is None:
@@ -581,7 +596,7 @@ async def _contact_typed(ctx: Context, incoming: Incoming) -> list[Reply]:
             "or press Skip."
         )
         return [Reply(text)]
-    _set_draft(ctx, phone=phone, email=email)
+    _keep_contact(ctx, phone=phone, email=email)
     return [Reply(_("Thank you, noted."), remove_keyboard=True), *_next(ctx, "updates")]
 
 
@@ -592,8 +607,21 @@ def _shared_contact(ctx: Context, incoming: Incoming) -> list[Reply]:
     phone = validation.parse_shared_phone(incoming.contact_phone or "")
     if phone is None:
         return [Reply(_("I could not read that phone number. Please type your phone number."))]
-    _set_draft(ctx, phone=phone, email=None)
+    _keep_contact(ctx, phone=phone, email=None)
     return [Reply(_("Thank you, noted."), remove_keyboard=True), *_next(ctx, "updates")]
+
+
+def _keep_contact(ctx: Context, *, phone: str | None, email: str | None) -> None:
+    # Sealed the moment it is typed: not even the unsigned draft holds it in clear.
+    cipher = ctx.cipher
+    assert cipher is not None  # the contact step is only asked with keys set
+    value = phone or email or ""
+    _set_draft(
+        ctx,
+        phone=cipher.seal(phone) if phone else None,
+        email=cipher.seal(email) if email else None,
+        contact_hash=cipher.fingerprint(value),
+    )
 
 
 TEXT_STEPS: dict[str, Handler] = {
@@ -609,7 +637,8 @@ def _fields(draft: dict[str, Any]) -> dict[str, Any]:
     return {
         "full_name": draft["name"], "country": draft["country"], "region": draft.get("region"),
         "birth_province": draft["birth"], "phone": draft.get("phone"),
-        "email": draft.get("email"), "updates_opt_in": bool(draft.get("updates")),
+        "email": draft.get("email"), "contact_hash": draft.get("contact_hash"),
+        "updates_opt_in": bool(draft.get("updates")),
     }  # fmt: skip
 
 

@@ -15,9 +15,12 @@ from bot.app import App, build_app
 from bot.channels.telegram import build_bot, build_dispatcher
 from bot.config import Settings
 from bot.flood import FloodGuard
+from db.protect import new_key
 from tests.telegram_fakes import FakeUser, RecordingSession
 
 TOKEN = "123456:" + "A" * 35
+DATA_KEY = new_key()
+HASH_KEY = "h" * 40
 DIALECTS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
@@ -48,6 +51,8 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "telegram_bot_token": TOKEN,
             "database_url": database_url,
             "petition_goal": 10_000,
+            "data_key": DATA_KEY,
+            "hash_key": HASH_KEY,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from bot.config import ROOT
 from bot.i18n import Translations
+from db.protect import ContactCipher
+from tests.conftest import DATA_KEY, HASH_KEY
 
 KM = Translations(ROOT / "locales").get("km").gettext
 
@@ -22,6 +24,7 @@ def run_cli(tmp_path: Path, args: list[str], script: str) -> subprocess.Complete
     }
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'console.sqlite3'}"
     env["TELEGRAM_BOT_USERNAME"] = "petition_test_bot"
+    env["DATA_KEY"], env["HASH_KEY"] = DATA_KEY, HASH_KEY
     return subprocess.run(  # noqa: S603 - our own program, fixed arguments
         [sys.executable, "-m", "bot", *args],
         input=script,
@@ -70,9 +73,13 @@ def test_a_piped_conversation_signs_in_khmer(tmp_path: Path) -> None:
     )
     assert "https://t.me/petition_test_bot?start=" in result.stdout
     assert "<b>" not in result.stdout  # markup is for Telegram, not the terminal
-    assert rows(tmp_path) == [
-        ("ចាន់ សុភាព", "US", "California", "17", "sophea@example.org", "km", "console")
-    ]
+    [(*answers, email, language, channel)] = rows(tmp_path)
+    assert answers == ["ចាន់ សុភាព", "US", "California", "17"]
+    assert (language, channel) == ("km", "console")
+    # Kept encrypted: the file itself never holds the address.
+    assert "sophea" not in email
+    assert ContactCipher([DATA_KEY], HASH_KEY).open(email) == "sophea@example.org"
+    assert b"sophea@example.org" not in (tmp_path / "console.sqlite3").read_bytes()
 
 
 def test_run_without_a_token_opens_the_console_and_ends_at_end_of_input(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from bot.config import Settings
 from db.models import Signature, User
 from handlers import places
 from tests.botapi_server import BOT_USER, FakeBotAPI
+from tests.conftest import DATA_KEY, HASH_KEY
 
 TOKEN = "123456:" + "A" * 35
 SECRET = "s3cret-token-1234567890"
@@ -61,6 +62,8 @@ async def make_app(server: FakeBotAPI, tmp_path: Path) -> AsyncIterator[MakeApp]
             "telegram_bot_token": TOKEN,
             "telegram_api_url": server.url,
             "database_url": f"sqlite+aiosqlite:///{tmp_path}/bot.sqlite3",
+            "data_key": DATA_KEY,
+            "hash_key": HASH_KEY,
         }
         values.update(overrides)
         settings = Settings(_env_file=None, **values)
@@ -271,11 +274,14 @@ async def test_signs_in_khmer_over_long_polling(
         "US",
         "California",
     )
-    assert (signature.birth_province, signature.email, signature.phone) == (
+    assert app.conversation.cipher is not None
+    assert signature.email is not None
+    assert "sophea" not in signature.email
+    assert (signature.birth_province, app.conversation.cipher.open(signature.email)) == (
         "17",
         "sophea@example.org",
-        None,
     )
+    assert signature.phone is None
     assert (signature.updates_opt_in, signature.language, signature.channel) == (
         True,
         "km",

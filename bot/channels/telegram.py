@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -217,8 +218,13 @@ async def _plain_server_header(_request: web.Request, response: web.StreamRespon
     response.headers["Server"] = "petitionbot"
 
 
-def build_webhook_app(app: App, bot: Bot, dispatcher: Dispatcher) -> web.Application:
-    """The aiohttp application that receives Telegram's webhook calls."""
+def build_webhook_app(
+    app: App,
+    bot: Bot,
+    dispatcher: Dispatcher,
+    extra_routes: Callable[[web.Application], None] | None = None,
+) -> web.Application:
+    """The aiohttp application that receives Telegram's webhook calls (and others' routes)."""
     settings = app.settings
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     web_app = web.Application(client_max_size=1024 * 1024)
@@ -230,19 +236,23 @@ def build_webhook_app(app: App, bot: Bot, dispatcher: Dispatcher) -> web.Applica
         return web.Response(text="ok")
 
     web_app.router.add_get("/healthz", healthz)
+    if extra_routes is not None:
+        extra_routes(web_app)  # e.g. the Messenger webhook, on the same server
     web_app.on_response_prepare.append(_plain_server_header)
     setup_application(web_app, dispatcher, bot=bot)
     return web_app
 
 
-async def run_webhook(app: App) -> None:
+async def run_webhook(
+    app: App, extra_routes: Callable[[web.Application], None] | None = None
+) -> None:
     """Webhook mode: Telegram calls us at WEBHOOK_URL + WEBHOOK_PATH until SIGINT or SIGTERM."""
     settings = app.settings
     if settings.webhook_url is None or settings.webhook_secret is None:
         raise ValueError("WEBHOOK_URL and WEBHOOK_SECRET are both needed for webhook mode")
     bot = build_bot(settings)
     dispatcher = build_dispatcher(app)
-    runner = web.AppRunner(build_webhook_app(app, bot, dispatcher))
+    runner = web.AppRunner(build_webhook_app(app, bot, dispatcher, extra_routes))
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()

@@ -1,0 +1,132 @@
+"""Contact details at rest: encrypted, rotatable, compared by keyed hash; none without keys."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bot.app import build_app
+from bot.channels.telegram import build_bot, build_dispatcher
+from bot.config import Settings
+from db import queries
+from db.models import Signature
+from db.protect import ContactCipher, new_key
+from tests.telegram_fakes import FakeUser, RecordingSession
+
+
+def test_sealed_contacts_open_only_with_our_keys_and_survive_rotation() -> None:
+    old, new = new_key(), new_key()
+    before = ContactCipher([old], "k" * 40)
+    token = before.seal("+85512345678")
+    assert "855" not in token
+    assert before.open(token) == "+85512345678"
+    assert ContactCipher([new], "k" * 40).open(token) is None  # a stranger's key reads nothing
+    during = ContactCipher([new, old], "k" * 40)
+    rotated = during.rotate(token)
+    assert ContactCipher([new], "k" * 40).open(rotated) == "+85512345678"
+
+
+def test_fingerprints_are_keyed_and_normalised() -> None:
+    one, other = ContactCipher([new_key()], "a" * 40), ContactCipher([new_key()], "b" * 40)
+    assert one.fingerprint("Sok@Example.org ") == one.fingerprint("sok@example.org")
+    assert one.fingerprint("sok@example.org") != other.fingerprint("sok@example.org")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"data_key": new_key()}, "DATA_KEY and HASH_KEY: set both, or neither"),
+        ({"data_key": "not-a-key", "hash_key": "h" * 40}, "must be Fernet keys"),
+        ({"data_key": new_key(), "hash_key": "short"}, "HASH_KEY: at least 32 characters"),
+    ],
+)
+def test_bad_keys_stop_the_program(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+async def sign_with_phone(someone: FakeUser) -> None:
+    await someone.send("/start")
+    await someone.press("l:en")
+    await someone.press("go:sign")
+    await someone.press("c:y")
+    await someone.send("Sok Dara")
+    await someone.press("co:KH")
+    await someone.press("r:skip")
+    await someone.press("b:12")
+
+
+def file_bytes(folder: Path, pattern: str) -> bytes:
+    """Everything on disk for a database: the file and its write-ahead log."""
+    return b"".join(path.read_bytes() for path in folder.glob(pattern))
+
+
+async def test_a_copied_database_file_shows_no_contact_in_clear(
+    make_settings: Callable[..., Settings], session: RecordingSession, tmp_path: Path
+) -> None:
+    database = tmp_path / "copied.sqlite3"
+    app = await build_app(make_settings(database_url=f"sqlite+aiosqlite:///{database}"))
+    try:
+        bot = build_bot(app.settings, session=session)
+        someone = FakeUser(build_dispatcher(app), bot, session, 61001)
+        await sign_with_phone(someone)
+        await someone.share_contact("85512345678")
+        await someone.press("u:y")
+        await someone.press("rv:ok")
+        await someone.send("/mydata")
+        assert "+85512345678" in someone.text()  # the signer sees their own number
+    finally:
+        await app.close()
+    stored = file_bytes(tmp_path, "copied.sqlite3*")
+    assert b"Sok Dara" in stored  # the name is there (the petition needs it)...
+    for clear in (b"85512345678", b"12345678"):
+        assert clear not in stored  # ...the phone number is not
+
+
+async def test_without_keys_the_bot_does_not_ask_for_contacts(
+    make_settings: Callable[..., Settings],
+    session: RecordingSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        app = await build_app(make_settings(data_key=None, hash_key=None))
+    try:
+        assert "will not ask for phone numbers or e-mails" in caplog.text
+        bot = build_bot(app.settings, session=session)
+        someone = FakeUser(build_dispatcher(app), bot, session, 61002)
+        await sign_with_phone(someone)
+        # Straight from the birthplace to the news question.
+        assert "May we send you news of the campaign" in someone.text()
+        await someone.press("u:n")
+        await someone.press("rv:edit")
+        assert "Phone or e-mail" not in someone.buttons()
+    finally:
+        await app.close()
+
+
+async def test_rotation_reseals_every_stored_contact(
+    make_settings: Callable[..., Settings], session: RecordingSession
+) -> None:
+    app = await build_app(make_settings())
+    try:
+        bot = build_bot(app.settings, session=session)
+        someone = FakeUser(build_dispatcher(app), bot, session, 61003)
+        await sign_with_phone(someone)
+        await someone.send("dara@example.org")
+        await someone.press("u:n")
+        await someone.press("rv:ok")
+        old_key = app.settings.data_key
+        assert old_key is not None
+        fresh = new_key()
+        rotating = ContactCipher([fresh, old_key.get_secret_value()], "h" * 40)
+        async with app.conversation.sessions() as db, db.begin():
+            assert await queries.rotate_contacts(db, cipher=rotating) == 1
+        async with app.conversation.sessions() as db:
+            email = (await db.get(Signature, 1)).email  # type: ignore[union-attr]
+        assert ContactCipher([fresh], "h" * 40).open(email or "") == "dara@example.org"
+    finally:
+        await app.close()
