@@ -36,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     messenger_commands.add_parser(
         "setup", help="set the Page's Get Started button, greeting and menu"
     )
+    commands.add_parser("new-key", help="print a fresh random key for DATA_KEY or HASH_KEY")
+    commands.add_parser(
+        "rotate-key", help="seal every stored contact again with the first key of DATA_KEY"
+    )
+    anonymise = commands.add_parser(
+        "anonymise", help="replace names and contacts of older signatures (counts stay)"
+    )
+    anonymise.add_argument("--before", required=True, help="signatures made before this day")
+    anonymise.add_argument("--apply", action="store_true", help="do it (default: only count)")
     db = commands.add_parser("db", help="database tasks")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="bring the schema up to date")
@@ -141,6 +150,53 @@ def _faq(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _rotate_key(settings: Settings) -> int:
+    from db import queries
+    from db.migrate import upgrade
+    from db.session import create_engine, create_sessionmaker
+
+    cipher = settings.contact_cipher()
+    if cipher is None:
+        print("DATA_KEY and HASH_KEY are not set: there is nothing to rotate.", file=sys.stderr)
+        return 1
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            changed = await queries.rotate_contacts(session, cipher=cipher)
+    finally:
+        await engine.dispose()
+    print(f"{changed} records sealed again with the first key of DATA_KEY; the others can go.")
+    return 0
+
+
+async def _anonymise(settings: Settings, before: str, apply: bool) -> int:
+    from datetime import UTC, datetime
+
+    from bot.text import ascii_digits
+    from db import queries
+    from db.migrate import upgrade
+    from db.session import create_engine, create_sessionmaker
+
+    try:
+        day = datetime.strptime(ascii_digits(before), "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        print("--before: a day such as 2027-04-14", file=sys.stderr)
+        return 2
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            count = await queries.anonymise(session, before=day, apply=apply)
+    finally:
+        await engine.dispose()
+    if apply:
+        print(f"{count} signatures made before {before} anonymised; the counts stay.")
+    else:
+        print(f"{count} signatures made before {before} would be anonymised (add --apply).")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `petitionbot` command."""
     args = _parser().parse_args(argv)
@@ -159,6 +215,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "new-key":
+            from db.protect import new_key
+
+            print(new_key())
+            return 0
+        if args.command == "rotate-key":
+            return asyncio.run(_rotate_key(settings))
+        if args.command == "anonymise":
+            return asyncio.run(_anonymise(settings, args.before, args.apply))
         if args.command == "faq":
             return _faq(args, settings)
         if args.command == "messenger":

@@ -290,3 +290,20 @@ async def rotate_contacts(session: AsyncSession, *, cipher: ContactCipher) -> in
             )
             changed += 1
     return changed
+
+
+ANONYMOUS = "(anonymised)"
+
+
+async def anonymise(session: AsyncSession, *, before: datetime, apply: bool) -> int:
+    """Names and contacts of signatures made before a day, replaced by a placeholder (country,
+    region, province and date stay, so the counts do); with apply=False, only counted."""
+    which = (_SIGNATURES.c.created_at < before) & (_SIGNATURES.c.full_name != ANONYMOUS)
+    count = (await session.execute(select(func.count()).where(which))).scalar_one()
+    if apply and count:
+        await session.execute(
+            update(_SIGNATURES)
+            .where(which)
+            .values(full_name=ANONYMOUS, phone=None, email=None, contact_hash=None)
+        )
+    return int(count)

@@ -130,3 +130,59 @@ async def test_rotation_reseals_every_stored_contact(
         assert ContactCipher([fresh], "h" * 40).open(email or "") == "dara@example.org"
     finally:
         await app.close()
+
+
+async def test_keys_rotation_and_anonymising_from_the_command_line(
+    make_settings: Callable[..., Settings],
+    session: RecordingSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    from bot.cli import main
+    from tests.conftest import DATA_KEY, HASH_KEY
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.sqlite3'}"
+    app = await build_app(make_settings(database_url=url))
+    try:
+        bot = build_bot(app.settings, session=session)
+        someone = FakeUser(build_dispatcher(app), bot, session, 61004)
+        await sign_with_phone(someone)
+        await someone.share_contact("85512345678")
+        await someone.press("u:y")
+        await someone.press("rv:ok")
+    finally:
+        await app.close()
+
+    fresh = new_key()
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("DATA_KEY", f"{fresh},{DATA_KEY}")
+    monkeypatch.setenv("HASH_KEY", HASH_KEY)
+
+    def run(*args: str) -> tuple[int, str]:
+        # The CLI runs its own event loop, as it does from a shell.
+        code = main(list(args))
+        return code, capsys.readouterr().out
+
+    loop_free = await asyncio.to_thread(run, "new-key")
+    assert loop_free[0] == 0
+    ContactCipher([loop_free[1].strip()], HASH_KEY)  # a usable key
+    code, out = await asyncio.to_thread(run, "rotate-key")
+    assert (code, out.split()[0]) == (0, "1")
+    code, out = await asyncio.to_thread(run, "anonymise", "--before", "2999-01-01")
+    assert "1 signatures made before 2999-01-01 would be anonymised" in out
+    code, out = await asyncio.to_thread(run, "anonymise", "--before", "2999-01-01", "--apply")
+    assert code == 0
+
+    check = await build_app(make_settings(database_url=url))
+    try:
+        async with check.conversation.sessions() as db:
+            signature = (await db.get(Signature, 1)) or pytest.fail("signature gone")
+        assert (signature.full_name, signature.phone, signature.contact_hash) == (
+            "(anonymised)", None, None,
+        )  # fmt: skip
+        assert (signature.country, signature.birth_province) == ("KH", "12")  # counts stay
+    finally:
+        await check.close()
