@@ -56,6 +56,7 @@ from bot.app import build_app
 from bot.channels.telegram import build_bot, build_dispatcher
 from bot.config import Settings
 from db.models import Signature
+from db.protect import new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:" + "A" * 35
@@ -360,7 +361,13 @@ def check_echo(phase: Phase, session: BenchSession, buttons: int) -> list[str]:
 
 async def bench(args: argparse.Namespace, db_path: Path) -> int:
     """Both phases, the table, the checks; the exit code."""
-    settings = Settings(telegram_bot_token=TOKEN, database_url=f"sqlite+aiosqlite:///{db_path}")
+    # With contact keys, as a campaign should run: the contact step and its encryption count.
+    settings = Settings(
+        telegram_bot_token=TOKEN,
+        database_url=f"sqlite+aiosqlite:///{db_path}",
+        data_key=new_key(),
+        hash_key="bench-" * 8,
+    )
     factory = UpdateFactory()
     problems: list[str] = []
     signers, concurrency = args.signers, args.concurrency
