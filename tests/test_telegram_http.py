@@ -85,25 +85,19 @@ async def polling(
     production = telegram.build_dispatcher
 
     def keep(app: App) -> Dispatcher:
-        # run_polling builds its dispatcher inside; holding on to it allows a graceful
-        # stop_polling (which closes the bot's session) instead of cancelling the task.
         dispatcher = production(app)
         dispatchers.append(dispatcher)
         return dispatcher
 
     monkeypatch.setattr(telegram, "build_dispatcher", keep)
-    task = asyncio.create_task(telegram.run_polling(app))
+    stop = asyncio.Event()
+    task = asyncio.create_task(telegram.run_polling(app, stop))
     try:
         await wait_until_polling(server, task)
         yield dispatchers[0]
     finally:
-        if not task.done():
-            with contextlib.suppress(RuntimeError):  # raised when polling never started
-                await asyncio.wait_for(dispatchers[0].stop_polling(), 5)
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stop.set()  # a graceful stop, as SIGTERM does; it closes the bot's session
+        await asyncio.wait_for(task, 5)
 
 
 async def wait_until_polling(server: FakeBotAPI, task: asyncio.Task[None]) -> None:
@@ -426,3 +420,40 @@ async def test_webhook_redelivery_is_answered_once(server: FakeBotAPI, make_app:
     async with app.conversation.sessions() as session:
         [recorded] = (await session.execute(select(User.recent_updates))).scalars().all()
     assert len(recorded) == 2
+
+
+async def test_nothing_is_confirmed_to_telegram_before_it_is_committed(
+    server: FakeBotAPI, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Polling: the offset that confirms an update is asked for only after its answer went out
+    # (which is after its commit), so a crash in between means Telegram sends it again.
+    app = await make_app()
+    someone = Person(server, 5005)
+    async with polling(app, server, monkeypatch):
+        update_id = server.push_update(someone.message_update("/start"))
+        await server.wait_for("sendMessage")
+        await server.wait_for("getUpdates", 3)
+    names = [name for name, _params in server.calls]
+    answered = names.index("sendMessage")
+    confirming = [
+        index
+        for index, (name, params) in enumerate(server.calls)
+        if name == "getUpdates" and int(params.get("offset") or 0) > update_id
+    ]
+    assert confirming
+    assert confirming[0] > answered
+
+    # Webhook: the 200 comes after the update is handled and committed, not before.
+    hooked = await webhook_app(make_app)
+    other = Person(server, 5006)
+    async with webhook(hooked) as client:
+        response = await client.post(
+            hooked.settings.webhook_path,
+            json=other.message_update("/start"),
+            headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+        )
+        assert response.status == 200
+        async with hooked.conversation.sessions() as session:
+            ids = (await session.execute(select(User.external_id))).scalars().all()
+        assert "5006" in ids  # already in the database
+        assert any(int(p["chat_id"]) == 5006 for p in server.sent())  # already answered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -197,10 +198,24 @@ async def set_commands(bot: Bot, app: App) -> None:
             logger.warning("setMyCommands (%s) failed: %s", language, error)
 
 
-async def run_polling(app: App) -> None:
-    """Long polling: the default, needs no public address. SIGINT and SIGTERM stop it cleanly."""
+POLL_TIMEOUT = 25  # seconds a getUpdates call waits for news
+
+
+async def run_polling(app: App, stop: asyncio.Event | None = None) -> None:
+    """Long polling: the default, needs no public address. SIGINT, SIGTERM or `stop` end it.
+
+    Each batch of updates is handled (and committed) before the next getUpdates confirms it
+    with a higher offset, so a crash loses nothing: Telegram sends the batch again, and the
+    updates already handled are recognised and skipped. The updates of one batch are handled
+    together, which lets the conversation share database trips between people.
+    """
     bot = build_bot(app.settings)
     dispatcher = build_dispatcher(app)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
     try:
         try:
             await bot.delete_webhook(drop_pending_updates=False)
@@ -208,9 +223,55 @@ async def run_polling(app: App) -> None:
             logger.warning("deleteWebhook failed: %s", error)
         await set_commands(bot, app)
         logger.info("Telegram long polling started")
-        await dispatcher.start_polling(bot, allowed_updates=ALLOWED_UPDATES)
+        await _poll(bot, dispatcher, stop)
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
         await bot.session.close()
+
+
+async def _poll(bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+    offset: int | None = None
+    failures = 0
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            fetching = asyncio.ensure_future(
+                bot.get_updates(
+                    offset=offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES
+                )
+            )
+            await asyncio.wait([fetching, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not fetching.done():
+                fetching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await fetching
+                return
+            try:
+                updates = fetching.result()
+            except (TimeoutError, TelegramAPIError, OSError) as error:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                logger.warning("getUpdates failed (%s); again in %.1f s", error, delay)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stopping), delay)
+                continue
+            failures = 0
+            if not updates:
+                continue
+            results = await asyncio.gather(
+                *(dispatcher.feed_update(bot, update) for update in updates),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    logger.error("an update failed in the dispatcher: %r", type(result))
+            offset = updates[-1].update_id + 1
+    finally:
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopping
 
 
 async def _plain_server_header(_request: web.Request, response: web.StreamResponse) -> None:
@@ -228,9 +289,11 @@ def build_webhook_app(
     settings = app.settings
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     web_app = web.Application(client_max_size=1024 * 1024)
-    SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret).register(
-        web_app, path=settings.webhook_path
-    )
+    # Answer Telegram only once the update is handled and committed: a crash before that
+    # leaves it unanswered, so Telegram delivers it again (and a repeat is recognised).
+    SimpleRequestHandler(
+        dispatcher=dispatcher, bot=bot, secret_token=secret, handle_in_background=False
+    ).register(web_app, path=settings.webhook_path)
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
