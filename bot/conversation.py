@@ -107,11 +107,14 @@ class Conversation:
         incoming: Incoming,
         share_link: Callable[[str], str | None],
         deliver: Callable[[list[Reply]], Awaitable[None]] | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> list[Reply]:
         """Answer one update; [] when the same update was already handled.
 
-        `deliver` sends the replies after the commit, still in this person's turn, so their
-        answers reach them in the order of their messages.
+        Call this before awaiting anything else for the update: the person's turn is taken
+        here, in call order. Work that must wait (a platform call) goes in `prepare`, run at
+        the start of the turn. `deliver` sends the replies after the commit, still in the
+        person's turn, so their answers reach them in the order of their messages.
         """
         key = f"{channel}:{user_id}"
         verdict = self.flood.check(key)
@@ -128,6 +131,8 @@ class Conversation:
         # lock taken when their row is loaded keeps the same order.
         held = await self.locks(key)
         try:
+            if prepare is not None:
+                await prepare()
             done: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
             self._queue.append(_Job(channel, user_id, update_key, incoming, share_link, done))
             if self._drainer is None or self._drainer.done():

@@ -423,3 +423,25 @@ async def test_a_failing_update_is_rolled_back_alone_and_its_sender_told(
     assert (await draft_and_step(app, 9102))[1]["name"] == "Sok Dara"
     await unlucky.send("Chan Dara")
     assert _("Which country do you live in now?") in unlucky.text()
+
+
+async def test_updates_of_one_person_arriving_together_are_handled_in_order(
+    app: App, person: Person, session: RecordingSession
+) -> None:
+    _ = translator(app, "en")
+    someone = person(9201)
+    # A polling batch (or a fast thumb) brings a message and two presses at once.
+    await asyncio.gather(someone.send("/start"), someone.press("l:en"), someone.press("go:sign"))
+    texts = [message.text for message in session.sent() if message.chat_id == 9201]
+    assert _("Please choose your language.") in texts[0]
+    assert app.conversation.content.petition("en").title in texts[1]
+    assert _("Do you agree?") in texts[2]
+    assert len(texts) == 3
+
+
+async def test_group_chats_are_not_answered(app: App, person: Person) -> None:
+    from aiogram.types import Chat
+
+    someone = person(9202)
+    someone.chat = Chat(id=-100123, type="supergroup")
+    assert await someone.send("/start") == []

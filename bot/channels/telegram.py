@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aiogram import Bot, Dispatcher, F, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -123,21 +123,36 @@ class TelegramChannel:
     def __init__(self, app: App) -> None:
         self.app = app
         self.router = Router(name="petition")
-        self.router.message.register(self.on_message, F.chat.type == ChatType.PRIVATE)
+        # No filters on the route: aiogram runs a plain (non-async) filter in a worker thread,
+        # and that detour let a person's later button press overtake their message.
+        self.router.message.register(self.on_message)
         self.router.callback_query.register(self.on_callback)
 
-    async def _share_link(self, bot: Bot) -> Any:
-        me = await bot.me()
-        username = me.username
-
-        def link(code: str) -> str | None:
-            return f"https://t.me/{username}?start={code}" if username else None
-
-        return link
-
     async def _process(
-        self, bot: Bot, user_id: int, chat_id: int, update: Update, incoming: Incoming
+        self,
+        bot: Bot,
+        user_id: int,
+        chat_id: int,
+        update: Update,
+        incoming: Incoming,
+        query: CallbackQuery | None = None,
     ) -> None:
+        username: list[str | None] = []
+
+        async def prepare() -> None:
+            # Inside the person's turn: awaiting before it could let a later update of the
+            # same person overtake this one.
+            if query is not None:
+                try:
+                    await query.answer()
+                except TelegramAPIError as error:  # an old query can no longer be answered
+                    logger.debug("answerCallbackQuery failed: %s", error)
+            username.append((await bot.me()).username)
+
+        def share_link(code: str) -> str | None:
+            name = username[0] if username else None
+            return f"https://t.me/{name}?start={code}" if name else None
+
         async def deliver(replies: list[Reply]) -> None:
             await self.send(bot, chat_id, replies)
 
@@ -146,12 +161,15 @@ class TelegramChannel:
             user_id=str(user_id),
             update_key=str(update.update_id),
             incoming=incoming,
-            share_link=await self._share_link(bot),
+            share_link=share_link,
             deliver=deliver,
+            prepare=prepare,
         )
 
     async def on_message(self, message: Message, bot: Bot, event_update: Update) -> None:
-        """A message in a private chat."""
+        """A message in a private chat (groups and channels are not for signing)."""
+        if message.chat.type != ChatType.PRIVATE:
+            return
         if message.from_user is None or message.from_user.is_bot:
             return
         incoming = to_incoming(message)
@@ -159,13 +177,9 @@ class TelegramChannel:
 
     async def on_callback(self, query: CallbackQuery, bot: Bot, event_update: Update) -> None:
         """A press on an inline button."""
-        try:
-            await query.answer()
-        except TelegramAPIError as error:  # an old query can no longer be answered
-            logger.debug("answerCallbackQuery failed: %s", error)
         chat_id = query.message.chat.id if query.message else query.from_user.id
         incoming = Incoming.button(query.data or "")
-        await self._process(bot, query.from_user.id, chat_id, event_update, incoming)
+        await self._process(bot, query.from_user.id, chat_id, event_update, incoming, query)
 
     async def send(self, bot: Bot, chat_id: int, replies: list[Reply]) -> None:
         """Send replies in order; a failure is logged, never raised into the dispatcher."""

@@ -1,0 +1,92 @@
+"""Killed at any moment (SIGKILL, a real process), the bot loses nothing and doubles nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sqlite3
+import sys
+from pathlib import Path
+
+from tests.botapi_server import FakeBotAPI
+from tests.conftest import DATA_KEY, HASH_KEY, TOKEN
+from tests.test_telegram_http import Person
+
+SIGNERS = 30
+KILLS = int(os.environ.get("CRASH_KILLS", "4"))
+# One signer's whole conversation, and how many messages the bot sends for each step.
+FLOW = [
+    ("text", "/start", 1), ("button", "l:km", 1), ("button", "go:sign", 1), ("button", "c:y", 1),
+    ("text", "សុខ សុភា", 1), ("button", "co:US", 1), ("text", "California", 1),
+    ("button", "b:17", 1), ("button", "ct:skip", 2), ("button", "u:y", 1), ("button", "rv:ok", 1),
+]  # fmt: skip
+
+
+async def start_bot(server: FakeBotAPI, folder: Path) -> asyncio.subprocess.Process:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("TELEGRAM_", "WEBHOOK_", "MESSENGER_"))}  # fmt: skip
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=server.url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'crash.sqlite3'}",
+        DATA_KEY=DATA_KEY,
+        HASH_KEY=HASH_KEY,
+        LOG_LEVEL="WARNING",
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env, cwd=folder,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def all_confirmed(server: FakeBotAPI, last_id: int) -> bool:
+    offsets = [int(params.get("offset") or 0) for params in server.params("getUpdates")]
+    return bool(offsets) and max(offsets) > last_id
+
+
+async def test_killed_at_random_the_bot_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    rng = random.Random(20140309)
+    async with FakeBotAPI(long_poll_cap=0.2) as server:
+        people = [Person(server, 7000 + number) for number in range(SIGNERS)]
+        last_id = 0
+        for kind, value, _answers in FLOW:
+            for person in people:
+                update = (
+                    person.message_update(value)
+                    if kind == "text"
+                    else person.callback_update(value)
+                )
+                last_id = server.push_update(update)
+
+        kills = 0
+        while True:
+            process = await start_bot(server, tmp_path)
+            if kills < KILLS:
+                # Somewhere between start-up and the middle of the work.
+                await asyncio.sleep(rng.uniform(2.0, 4.5))
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+                    kills += 1
+                    continue
+            for _ in range(300):
+                if all_confirmed(server, last_id) or process.returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+            break
+        assert all_confirmed(server, last_id)
+        assert kills == KILLS
+
+        expected = sum(answers for _kind, _value, answers in FLOW)
+        for person in people:
+            # Never answered twice (a crash between commit and answer may cost an answer).
+            assert len(server.sent(person.user_id)) <= expected
+
+    with sqlite3.connect(tmp_path / "crash.sqlite3") as connection:
+        signed = connection.execute("SELECT count(*), count(DISTINCT user_id) FROM signatures")
+        assert signed.fetchone() == (SIGNERS, SIGNERS)  # none lost, none doubled
+        steps = connection.execute("SELECT DISTINCT step FROM users").fetchall()
+        assert steps == [("idle",)]  # everyone where their last update left them
