@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PO := $(wildcard locales/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: run test lint format install compile i18n-extract i18n-update bench bench-quick bench-faq clean
+.PHONY: run test lint format install compile i18n-extract i18n-update bench bench-quick bench-faq bench-trust clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ i18n-update: i18n-extract
 
 bench: install compile
 	$(BIN)/python -m bench.signing --signers $${SIGNERS:-2000} --concurrency $${CONCURRENCY:-200}
+
+bench-trust: install compile
+	$(BIN)/python -m bench.trust
 
 bench-faq: install
 	$(BIN)/python -m bench.faq
