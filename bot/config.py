@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +58,10 @@ class Settings(BaseSettings):
     # through HASH_KEY. Without both, the bot does not ask for contact details.
     data_key: SecretStr | None = None
     hash_key: SecretStr | None = None
+    # Retention: RETENTION_DAYS after CAMPAIGN_CLOSED_ON, names and contacts are replaced by
+    # a placeholder (counts by country, province and date stay). No date: kept until then.
+    campaign_closed_on: date | None = None
+    retention_days: Annotated[int, Field(ge=0)] = 365
     locales_dir: Path = ROOT / "locales"
     log_level: str = "INFO"
 
@@ -73,7 +78,7 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("data_key", "hash_key", mode="before")
+    @field_validator("data_key", "hash_key", "campaign_closed_on", mode="before")
     @classmethod
     def _no_key_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, delete, func, select, update
@@ -307,3 +307,51 @@ async def anonymise(session: AsyncSession, *, before: datetime, apply: bool) -> 
             .values(full_name=ANONYMOUS, phone=None, email=None, contact_hash=None)
         )
     return int(count)
+
+
+async def signing_spikes(
+    session: AsyncSession, *, now: datetime, minimum: int, factor: float
+) -> list[tuple[str, int, float]]:
+    """Countries whose signatures in the last hour are far above their usual hourly rate:
+    (country, last hour, usual per hour over the week before)."""
+    hour_ago, week_ago = now - timedelta(hours=1), now - timedelta(days=7, hours=1)
+    counted = Signature.invalidated_at.is_(None)
+    recent = dict(
+        (
+            await session.execute(
+                select(Signature.country, func.count())
+                .where(counted, Signature.created_at >= hour_ago)
+                .group_by(Signature.country)
+            )
+        ).all()
+    )
+    if not recent:
+        return []
+    before = dict(
+        (
+            await session.execute(
+                select(Signature.country, func.count())
+                .where(counted, Signature.created_at >= week_ago, Signature.created_at < hour_ago)
+                .group_by(Signature.country)
+            )
+        ).all()
+    )
+    spikes = []
+    for country, count in recent.items():
+        usual = before.get(country, 0) / (7 * 24)
+        if count >= max(minimum, factor * usual):
+            spikes.append((country, int(count), usual))
+    return sorted(spikes, key=lambda spike: -spike[1])
+
+
+async def admin_languages(
+    session: AsyncSession, *, channel: str, ids: Sequence[str]
+) -> dict[str, str]:
+    """The language each admin chose (Khmer for those who never did)."""
+    rows = await session.execute(
+        select(_USERS.c.external_id, _USERS.c.language).where(
+            _USERS.c.channel == channel, _USERS.c.external_id.in_(list(ids))
+        )
+    )
+    found = {external_id: language or "km" for external_id, language in rows.all()}
+    return {admin: found.get(admin, "km") for admin in ids}

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
@@ -33,6 +33,7 @@ from aiohttp import web
 from bot.app import App
 from bot.config import Settings
 from bot.i18n import N_
+from bot.watch import Watch
 from handlers.base import Button, Incoming, Kind, Reply
 
 logger = logging.getLogger(__name__)
@@ -215,6 +216,13 @@ async def set_commands(bot: Bot, app: App) -> None:
 POLL_TIMEOUT = 25  # seconds a getUpdates call waits for news
 
 
+def _notifier(bot: Bot) -> Callable[[str, str], Awaitable[None]]:
+    async def notify(admin: str, text: str) -> None:
+        await bot.send_message(int(admin), text)
+
+    return notify
+
+
 async def run_polling(app: App, stop: asyncio.Event | None = None) -> None:
     """Long polling: the default, needs no public address. SIGINT, SIGTERM or `stop` end it.
 
@@ -237,7 +245,8 @@ async def run_polling(app: App, stop: asyncio.Event | None = None) -> None:
             logger.warning("deleteWebhook failed: %s", error)
         await set_commands(bot, app)
         logger.info("Telegram long polling started")
-        await _poll(bot, dispatcher, stop)
+        async with Watch(app, _notifier(bot)).running():
+            await _poll(bot, dispatcher, stop)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -344,7 +353,8 @@ async def run_webhook(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
+        async with Watch(app, _notifier(bot)).running():
+            await stop.wait()
     finally:
         await runner.cleanup()
         await bot.session.close()
