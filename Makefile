@@ -47,7 +47,9 @@ i18n-update: i18n-extract
 bench: install compile
 	$(BIN)/python -m bench.signing --signers $${SIGNERS:-2000} --concurrency $${CONCURRENCY:-200}
 
+# The property-based hostile-input test with 10,000 generated conversations, then the figures.
 bench-trust: install compile
+	HOSTILE_EXAMPLES=10000 $(BIN)/pytest -q -p no:randomly tests/test_hostile_input.py
 	$(BIN)/python -m bench.trust
 
 bench-faq: install
