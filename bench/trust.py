@@ -34,7 +34,7 @@ from bot.flood import FloodGuard
 from db.protect import new_key
 from tests.botapi_server import FakeBotAPI
 from tests.telegram_fakes import FakeUser, RecordingSession
-from tests.test_crash import FLOW, all_confirmed, start_bot
+from tests.test_crash import all_confirmed, queue_flows, start_bot
 from tests.test_telegram_http import Person
 
 TOKEN = "123456:" + "A" * 35
@@ -117,15 +117,7 @@ async def kills(folder: Path, times: int, signers: int) -> tuple[int, int, int]:
     survived = lost = doubled = 0
     async with FakeBotAPI(long_poll_cap=0.2) as server:
         people = [Person(server, 7000 + number) for number in range(signers)]
-        last_id = 0
-        for kind, value, _answers in FLOW:
-            for person in people:
-                update = (
-                    person.message_update(value)
-                    if kind == "text"
-                    else person.callback_update(value)
-                )
-                last_id = server.push_update(update)
+        last_id = queue_flows(server, people)
         while survived < times:
             process = await start_bot(server, folder)
             await asyncio.sleep(rng.uniform(2.0, 4.5))

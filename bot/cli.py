@@ -7,8 +7,9 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -150,22 +151,30 @@ def _faq(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _rotate_key(settings: Settings) -> int:
-    from db import queries
+async def _in_transaction(settings: Settings, task: Callable[[Any], Awaitable[int]]) -> int:
+    """Run `task(session)` in one transaction on an up-to-date database."""
     from db.migrate import upgrade
     from db.session import create_engine, create_sessionmaker
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await task(session)
+    finally:
+        await engine.dispose()
+
+
+async def _rotate_key(settings: Settings) -> int:
+    from db import queries
 
     cipher = settings.contact_cipher()
     if cipher is None:
         print("DATA_KEY and HASH_KEY are not set: there is nothing to rotate.", file=sys.stderr)
         return 1
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with create_sessionmaker(engine)() as session, session.begin():
-            changed = await queries.rotate_contacts(session, cipher=cipher)
-    finally:
-        await engine.dispose()
+    changed = await _in_transaction(
+        settings, lambda session: queries.rotate_contacts(session, cipher=cipher)
+    )
     print(f"{changed} records sealed again with the first key of DATA_KEY; the others can go.")
     return 0
 
@@ -175,21 +184,15 @@ async def _anonymise(settings: Settings, before: str, apply: bool) -> int:
 
     from bot.text import ascii_digits
     from db import queries
-    from db.migrate import upgrade
-    from db.session import create_engine, create_sessionmaker
 
     try:
         day = datetime.strptime(ascii_digits(before), "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         print("--before: a day such as 2027-04-14", file=sys.stderr)
         return 2
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with create_sessionmaker(engine)() as session, session.begin():
-            count = await queries.anonymise(session, before=day, apply=apply)
-    finally:
-        await engine.dispose()
+    count = await _in_transaction(
+        settings, lambda session: queries.anonymise(session, before=day, apply=apply)
+    )
     if apply:
         print(f"{count} signatures made before {before} anonymised; the counts stay.")
     else:

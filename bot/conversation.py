@@ -57,9 +57,6 @@ class KeyedLocks:
         else:
             self._locks[key] = (lock, users - 1)
 
-    def __len__(self) -> int:
-        return len(self._locks)
-
 
 @dataclass(slots=True)
 class _Held:

@@ -82,14 +82,6 @@ def remember_referral(ctx: Context, payload: str) -> None:
         ctx.user.referred_by = code
 
 
-def _label(ctx: Context, payload: str, buttons: list[list[Button]]) -> str:
-    for row in buttons:
-        for button in row:
-            if button.payload == payload:
-                return button.label
-    return payload
-
-
 # ---------------------------------------------------------------- what each step asks
 
 

@@ -40,6 +40,18 @@ async def start_bot(server: FakeBotAPI, folder: Path) -> asyncio.subprocess.Proc
     )  # fmt: skip
 
 
+def queue_flows(server: FakeBotAPI, people: list[Person]) -> int:
+    """Queue every signer's whole conversation, step by step across signers; the last id."""
+    last_id = 0
+    for kind, value, _answers in FLOW:
+        for person in people:
+            update = (
+                person.message_update(value) if kind == "text" else person.callback_update(value)
+            )
+            last_id = server.push_update(update)
+    return last_id
+
+
 def all_confirmed(server: FakeBotAPI, last_id: int) -> bool:
     offsets = [int(params.get("offset") or 0) for params in server.params("getUpdates")]
     return bool(offsets) and max(offsets) > last_id
@@ -49,15 +61,7 @@ async def test_killed_at_random_the_bot_loses_and_doubles_nothing(tmp_path: Path
     rng = random.Random(20140309)
     async with FakeBotAPI(long_poll_cap=0.2) as server:
         people = [Person(server, 7000 + number) for number in range(SIGNERS)]
-        last_id = 0
-        for kind, value, _answers in FLOW:
-            for person in people:
-                update = (
-                    person.message_update(value)
-                    if kind == "text"
-                    else person.callback_update(value)
-                )
-                last_id = server.push_update(update)
+        last_id = queue_flows(server, people)
 
         kills = 0
         while True:
