@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PO := $(wildcard locales/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: run test lint format install compile i18n-extract i18n-update bench bench-quick bench-faq bench-trust clean
+.PHONY: run test lint format install compile i18n-extract i18n-update bench bench-quick bench-faq bench-trust bench-admin bench-broadcast clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ bench-trust: install compile
 
 bench-faq: install
 	$(BIN)/python -m bench.faq
+
+# 100,000 signatures: /stats with its chart, CSV and XLSX exports, peak memory.
+bench-admin: install compile
+	$(BIN)/python -m bench.admin
+
+# 100,000 recipients against a fake Bot API: rate, duplicates, losses, and a SIGKILL mid-way.
+bench-broadcast: install compile
+	$(BIN)/python -m bench.broadcast
 
 bench-quick: install compile
 	$(BIN)/python -m bench.signing --signers 200 --concurrency 50

@@ -46,10 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     anonymise.add_argument("--before", required=True, help="signatures made before this day")
     anonymise.add_argument("--apply", action="store_true", help="do it (default: only count)")
+    for module in _extensions():
+        module.add_commands(commands)
     db = commands.add_parser("db", help="database tasks")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="bring the schema up to date")
     return parser
+
+
+def _extensions() -> list[Any]:
+    # Organiser tools that add their own subcommands (each: add_commands, run).
+    from bot import cli_broadcast, cli_codes, cli_data
+
+    return [cli_data, cli_codes, cli_broadcast]
 
 
 def _console_link(settings: Settings) -> Callable[[str], str | None]:
@@ -231,6 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _faq(args, settings)
         if args.command == "messenger":
             return asyncio.run(_messenger_setup(settings))
+        for module in _extensions():
+            code = module.run(args, settings)
+            if code is not None:
+                return int(code)
         if args.command == "db":
             asyncio.run(_db_upgrade(settings))
             print("Database is up to date.")

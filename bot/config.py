@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     campaign_closed_on: date | None = None
     retention_days: Annotated[int, Field(ge=0)] = 365
     locales_dir: Path = ROOT / "locales"
+    # Where the console chat saves the files it is sent (charts, exports, QR codes).
+    files_dir: Path = ROOT / "data" / "files"
     log_level: str = "INFO"
 
     @field_validator(

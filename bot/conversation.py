@@ -30,7 +30,6 @@ from handlers.content import Content
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # large enough to share trips, small enough to keep each transaction short
-ADMIN_CHANNELS = ("telegram", "console")
 RECENT_UPDATES = 32  # per person; platforms redeliver within minutes, not 32 messages later
 
 
@@ -209,9 +208,12 @@ class Conversation:
             share_link=job.share_link,
             channel=job.channel,
             translator_for=lambda language: self.translations.get(language).gettext,
-            # ADMIN_IDS are Telegram user ids (the console acts as that id); a number that
-            # happens to match on another platform is nobody's admin there.
-            is_admin=job.channel in ADMIN_CHANNELS and job.user_id in self.admin_ids,
+            # ADMIN_IDS and admins added from the chat are Telegram user ids (the console
+            # acts as that id); a number that happens to match on another platform is
+            # nobody's admin there.
+            is_admin=job.channel in queries.ADMIN_CHANNELS
+            and (job.user_id in self.admin_ids or user.admin_row),
+            admin_ids=self.admin_ids,
             cipher=self.cipher,
         )
 

@@ -40,10 +40,10 @@ class Watch:
         return sent
 
     async def _spikes(self, now: datetime) -> list[str]:
-        admins = [str(admin) for admin in self.app.settings.admin_ids]
-        if not admins:
-            return []
         async with self.app.conversation.sessions() as session:
+            admins = await queries.all_admins(session, bootstrap=self.app.conversation.admin_ids)
+            if not admins:
+                return []
             spikes = await queries.signing_spikes(
                 session, now=now, minimum=SPIKE_MINIMUM, factor=SPIKE_FACTOR
             )

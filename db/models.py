@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -62,6 +63,10 @@ class User(Base):
     blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When they accepted the petition's text (the funnel's middle step).
+    agreed_at: Mapped[datetime | None] = mapped_column()
+    # The platform refused to deliver to them (they blocked the bot, or the account is gone).
+    unreachable_at: Mapped[datetime | None] = mapped_column()
 
 
 class Signature(Base):
@@ -107,3 +112,104 @@ class UnansweredQuestion(Base):
     text: Mapped[str] = mapped_column(String(500))
     language: Mapped[str] = mapped_column(String(8))
     asked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Admin(Base):
+    """An organiser added from the chat (those in ADMIN_IDS are admins without a row)."""
+
+    __tablename__ = "admins"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_admins_channel_external"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))  # "telegram": the console acts as it
+    external_id: Mapped[str] = mapped_column(String(64))
+    added_by: Mapped[str | None] = mapped_column(String(80))  # "telegram:123", "shell"
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One admin action: who (a platform id, never a name), what, with which options."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(80))  # "telegram:123", "console:1", "shell"
+    action: Mapped[str] = mapped_column(String(32))  # "stats", "export", "admin_add", ...
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class VolunteerCode(Base):
+    """A named share code for a volunteer or an event, printed on posters as a QR code."""
+
+    __tablename__ = "volunteer_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Milestone(Base):
+    """A total the petition passed; the primary key makes each one reached once."""
+
+    __tablename__ = "milestones"
+
+    value: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    reached_at: Mapped[datetime] = mapped_column(default=utcnow)
+    announced_at: Mapped[datetime | None] = mapped_column()
+
+
+class Broadcast(Base):
+    """A message to opted-in people: its language versions, audience, schedule and figures."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # draft, scheduled, running, done, cancelled
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    # {"km": {"kind": "text"|"photo"|"document", "text": html, "file_id": ...}, "en": {...}}
+    versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # {"languages": [...], "countries": [...], "regions": [[country, region], ...],
+    #  "provinces": [...], "signers_only": bool}
+    audience: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scheduled_for: Mapped[datetime | None] = mapped_column()
+    rate: Mapped[float] = mapped_column(Float, default=25.0)  # messages a second
+    paid: Mapped[bool] = mapped_column(Boolean, default=False)  # allow_paid_broadcast
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    # Where the admin's progress message is, to edit it as the broadcast runs.
+    report_channel: Mapped[str | None] = mapped_column(String(16))
+    report_chat: Mapped[str | None] = mapped_column(String(64))
+    report_message_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class OutboxMessage(Base):
+    """One broadcast to one person: pending, sending (in flight), sent, failed, blocked,
+    skipped or unknown (in flight at a crash: never resent)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "user_id", name="uq_outbox_broadcast_user"),
+        Index("ix_outbox_broadcast_status", "broadcast_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    # Erasing a person erases their pending messages too.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column()  # a retry waits until then
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

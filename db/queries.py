@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.dialect import insert_ignoring_conflicts
-from db.models import Signature, UnansweredQuestion, User, utcnow
+from db.models import Admin, AuditEntry, Signature, UnansweredQuestion, User, utcnow
 from db.protect import ContactCipher
 
 # Share codes avoid letters that read alike on a poster (0/O, 1/l/I).
@@ -37,7 +37,9 @@ class UserState:
     recent_updates: list[str]
     created_at: datetime
     blocked: bool
+    agreed_at: datetime | None = None
     signature_id: int | None = None  # read with the row; not written back
+    admin_row: bool = False  # an admin added from the chat (read with the row)
     _saved: tuple[Any, ...] = field(default=(), repr=False)
 
     def snapshot(self) -> tuple[Any, ...]:
@@ -48,15 +50,28 @@ class UserState:
 
 # What a conversation may change on a person's row.
 _SAVED = ("language", "step", "draft", "referred_by", "share_code", "updates_opt_in",
-          "last_seen_at", "recent_updates")  # fmt: skip
+          "last_seen_at", "recent_updates", "agreed_at")  # fmt: skip
+# Admins are Telegram ids; the console chat acts as the Telegram user of the same id.
+ADMIN_CHANNEL = "telegram"
+ADMIN_CHANNELS = ("telegram", "console")
 
 
 _USERS: Table = User.__table__  # type: ignore[assignment]
 _SIGNATURES: Table = Signature.__table__  # type: ignore[assignment]
+_ADMINS: Table = Admin.__table__  # type: ignore[assignment]
 _USER_COLUMNS = [
     *(_USERS.c[name] for name in UserState.__dataclass_fields__ if name in _USERS.c),
     _SIGNATURES.c.id,
+    _ADMINS.c.id.is_not(None),
 ]
+_USERS_SIGNATURES_ADMINS = _USERS.outerjoin(_SIGNATURES).outerjoin(
+    _ADMINS,
+    and_(
+        _ADMINS.c.channel == ADMIN_CHANNEL,
+        _ADMINS.c.external_id == _USERS.c.external_id,
+        _USERS.c.channel.in_(ADMIN_CHANNELS),
+    ),
+)
 _SAVE_USER = (
     update(_USERS)
     .where(_USERS.c.id == bindparam("user_id"))
@@ -76,7 +91,7 @@ async def load_users(
             ids = [external_id for each, external_id in pairs if each == channel]
             query = (
                 select(*_USER_COLUMNS)
-                .select_from(_USERS.outerjoin(_SIGNATURES))
+                .select_from(_USERS_SIGNATURES_ADMINS)
                 .where(_USERS.c.channel == channel, _USERS.c.external_id.in_(ids))
                 .with_for_update(of=_USERS)
             )
@@ -355,3 +370,55 @@ async def admin_languages(
     )
     found = {external_id: language or "km" for external_id, language in rows.all()}
     return {admin: found.get(admin, "km") for admin in ids}
+
+
+async def all_admins(session: AsyncSession, *, bootstrap: Iterable[str]) -> list[str]:
+    """Every admin's Telegram id: those of ADMIN_IDS, then those added from the chat."""
+    found = list(dict.fromkeys(str(admin) for admin in bootstrap))
+    rows = await session.execute(
+        select(_ADMINS.c.external_id)
+        .where(_ADMINS.c.channel == ADMIN_CHANNEL)
+        .order_by(_ADMINS.c.added_at)
+    )
+    found += [external_id for (external_id,) in rows if external_id not in found]
+    return found
+
+
+async def added_admins(session: AsyncSession) -> list[Admin]:
+    """The admins added from the chat, oldest first."""
+    rows = await session.execute(
+        select(Admin).where(Admin.channel == ADMIN_CHANNEL).order_by(Admin.added_at)
+    )
+    return list(rows.scalars())
+
+
+async def add_admin(session: AsyncSession, *, external_id: str, added_by: str) -> bool:
+    """Make someone an admin; False when they already were one."""
+    result = await session.execute(
+        insert_ignoring_conflicts(session, _ADMINS, (_ADMINS.c.id,)),
+        {"channel": ADMIN_CHANNEL, "external_id": external_id, "added_by": added_by,
+         "added_at": utcnow()},
+    )  # fmt: skip
+    return result.first() is not None
+
+
+async def remove_admin(session: AsyncSession, *, external_id: str) -> bool:
+    """Take someone's admin rights away; False when they had none from the chat."""
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        delete(Admin).where(Admin.channel == ADMIN_CHANNEL, Admin.external_id == external_id)
+    )
+    return bool(result.rowcount)
+
+
+async def audit(session: AsyncSession, *, actor: str, action: str, **detail: Any) -> None:
+    """Record an admin action. `detail` holds options (a filter, a count), never a name."""
+    session.add(AuditEntry(actor=actor, action=action, detail=detail, at=utcnow()))
+    await session.flush()
+
+
+async def latest_audit(session: AsyncSession, *, limit: int) -> list[AuditEntry]:
+    """The latest admin actions, newest first."""
+    rows = await session.execute(
+        select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    )
+    return list(rows.scalars())

@@ -8,6 +8,9 @@ from __future__ import annotations
 import logging
 
 from handlers import admin, common, faq, privacy, signing
+
+# Admin features: each registers its commands with `admin.command` when imported.
+from handlers import broadcasts, codes, exports, stats  # noqa: F401  isort: skip
 from handlers.base import Context, Incoming, Kind, Reply
 
 logger = logging.getLogger(__name__)

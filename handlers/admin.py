@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.text import ascii_digits, format_day, format_number
@@ -13,22 +14,130 @@ from handlers.base import Button, Context, Incoming, Kind, Reply
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = frozenset({"questions", "block", "unblock", "invalidate"})
 SHOWN = 20
 CHANNELS = ("telegram", "messenger", "console")
+
+AdminCommand = Callable[[Context, Incoming], Awaitable[list[Reply]]]
+# Every admin command, by name: the route lets only admins reach them. Feature modules add
+# theirs with `@admin.command("name")`.
+COMMANDS: dict[str, AdminCommand] = {}
+
+
+def command(name: str) -> Callable[[AdminCommand], AdminCommand]:
+    """Register an admin command (`/name argument`)."""
+
+    def register(handler: AdminCommand) -> AdminCommand:
+        COMMANDS[name] = handler
+        return handler
+
+    return register
 
 
 async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
     """Admin commands; None for anything else."""
-    if incoming.kind is not Kind.COMMAND:
+    if incoming.kind is not Kind.COMMAND or incoming.command not in COMMANDS:
         return None
-    if incoming.command == "questions":
-        return [await _questions(ctx)]
-    if incoming.command in ("block", "unblock"):
-        return [await _block(ctx, incoming.text, blocked=incoming.command == "block")]
-    if incoming.command == "invalidate":
-        return [await _invalidate(ctx, incoming.text)]
-    return None
+    return await COMMANDS[incoming.command](ctx, incoming)
+
+
+@command("questions")
+async def _questions_command(ctx: Context, _incoming: Incoming) -> list[Reply]:
+    return [await _questions(ctx)]
+
+
+@command("block")
+async def _block_command(ctx: Context, incoming: Incoming) -> list[Reply]:
+    return [await _block(ctx, incoming.text, blocked=True)]
+
+
+@command("unblock")
+async def _unblock_command(ctx: Context, incoming: Incoming) -> list[Reply]:
+    return [await _block(ctx, incoming.text, blocked=False)]
+
+
+@command("invalidate")
+async def _invalidate_command(ctx: Context, incoming: Incoming) -> list[Reply]:
+    return [await _invalidate(ctx, incoming.text)]
+
+
+@command("admins")
+async def _admins(ctx: Context, incoming: Incoming) -> list[Reply]:
+    """`/admins` lists them; `/admins add 123` and `/admins remove 123` change the list."""
+    _ = ctx.gettext
+    words = ascii_digits(incoming.text).split()
+    if not words:
+        return [await _list_admins(ctx)]
+    usage = _("Write /admins to see them, /admins add 123456789 or /admins remove 123456789.")
+    if len(words) != 2 or words[0] not in ("add", "remove") or not words[1].isdigit():
+        return [Reply(usage)]
+    action, target = words
+    bootstrap = ctx.admin_ids
+    if action == "add":
+        added = target in bootstrap or await queries.add_admin(
+            ctx.session, external_id=target, added_by=ctx.actor
+        )
+        await queries.audit(ctx.session, actor=ctx.actor, action="admin_add", target=target)
+        logger.warning("an admin added an admin")
+        if not added:
+            return [Reply(_("{id} is already an admin.").format(id=target))]
+        return [
+            Reply(
+                _("{id} is now an admin. They can use the admin commands (/help).").format(
+                    id=target
+                )
+            )
+        ]
+    if target == ctx.user.external_id:
+        return [Reply(_("You cannot remove yourself; ask another admin."))]
+    if target in bootstrap:
+        return [
+            Reply(
+                _(
+                    "{id} is an admin through the ADMIN_IDS setting: only whoever runs the "
+                    "server can remove them there."
+                ).format(id=target)
+            )
+        ]
+    removed = await queries.remove_admin(ctx.session, external_id=target)
+    await queries.audit(ctx.session, actor=ctx.actor, action="admin_remove", target=target)
+    logger.warning("an admin removed an admin")
+    if not removed:
+        return [Reply(_("{id} was not an admin.").format(id=target))]
+    return [Reply(_("{id} is no longer an admin.").format(id=target))]
+
+
+async def _list_admins(ctx: Context) -> Reply:
+    _ = ctx.gettext
+    lines = [_("Admins:"), ""]
+    lines += [
+        "• " + _("{id} (set in ADMIN_IDS)").format(id=admin) for admin in sorted(ctx.admin_ids)
+    ]
+    for admin in await queries.added_admins(ctx.session):
+        if admin.external_id in ctx.admin_ids:
+            continue
+        lines.append(
+            "• "
+            + _("{id}, added on {day}").format(
+                id=admin.external_id, day=format_day(admin.added_at.date(), ctx.language)
+            )
+        )
+    lines += ["", _("Add one with /admins add 123456789 (their Telegram user id).")]
+    return Reply("\n".join(lines))
+
+
+@command("audit")
+async def _audit(ctx: Context, _incoming: Incoming) -> list[Reply]:
+    """The latest admin actions."""
+    _ = ctx.gettext
+    entries = await queries.latest_audit(ctx.session, limit=SHOWN)
+    if not entries:
+        return [Reply(_("No admin action recorded yet."))]
+    lines = [_("The latest admin actions:"), ""]
+    for entry in entries:
+        detail = " ".join(f"{key}={value}" for key, value in sorted(entry.detail.items()))
+        when = entry.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        lines.append(html.escape(f"• {when} UTC {entry.actor} {entry.action} {detail}".rstrip()))
+    return [Reply("\n".join(lines))]
 
 
 async def _questions(ctx: Context) -> Reply:

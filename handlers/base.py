@@ -26,6 +26,15 @@ class Kind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """A photo or file a person sent, as the platform keeps it (for composing broadcasts)."""
+
+    kind: str  # "photo" or "document"
+    file_id: str  # the platform's id: sending it again needs no upload
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Incoming:
     """One thing a person did, as every channel describes it."""
 
@@ -35,6 +44,8 @@ class Incoming:
     contact_phone: str | None = None
     contact_is_own: bool = False
     forwarded: bool = False
+    media: Media | None = None  # with Kind.OTHER: a photo or a document
+    html: str | None = None  # the text or caption with its formatting, as HTML
 
     @classmethod
     def message(cls, text: str, *, forwarded: bool = False) -> Incoming:
@@ -60,6 +71,17 @@ class Button:
     payload: str
 
 
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a reply (the reply's text is its caption): made here, or already on
+    the platform (`file_id`, e.g. a photo an admin sent for a broadcast)."""
+
+    kind: str  # "photo" or "document"
+    filename: str
+    data: bytes | None = None
+    file_id: str | None = None
+
+
 @dataclass(slots=True)
 class Reply:
     """One message the bot sends."""
@@ -69,6 +91,7 @@ class Reply:
     # When set, the channel offers its "share my phone number" control with this label.
     contact_label: str | None = None
     remove_keyboard: bool = False
+    attachment: Attachment | None = None  # a chart, an export, a QR code: text is the caption
 
     def options(self) -> list[Button]:
         """The buttons in reading order."""
@@ -88,7 +111,13 @@ class Context:
     channel: str
     translator_for: Callable[[str], Callable[[str], str]]
     is_admin: bool = False
+    admin_ids: frozenset[str] = frozenset()  # the admins set in ADMIN_IDS
     cipher: ContactCipher | None = None  # None: no keys set, so contacts are not asked for
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for the audit log: a platform id, never a name."""
+        return f"{self.channel}:{self.user.external_id}"
 
     @property
     def language(self) -> str:

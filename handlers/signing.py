@@ -14,7 +14,7 @@ from typing import Any
 from bot.i18n import N_
 from bot.text import fold, format_day, format_number, format_percent_of
 from db import queries
-from db.models import Signature
+from db.models import Signature, utcnow
 from handlers import places, validation
 from handlers.base import Button, Context, Incoming, Kind, Reply
 
@@ -433,6 +433,7 @@ async def _signature_action(ctx: Context, value: str) -> list[Reply]:
 async def _consent(ctx: Context, value: str) -> list[Reply]:
     if value == "y":
         _set_draft(ctx, consent=True)
+        ctx.user.agreed_at = ctx.user.agreed_at or utcnow()  # the funnel's middle step
         return _go(ctx, "name")
     ctx.user.step, ctx.user.draft = "idle", {}
     text = ctx.gettext("No problem. Nothing was saved. You can sign whenever you like.")

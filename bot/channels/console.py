@@ -6,21 +6,28 @@ import asyncio
 import html
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from bot.app import App
 from bot.text import ascii_digits
-from handlers.base import Button, Incoming, Reply
+from handlers.base import Attachment, Button, Incoming, Reply
 
 CHANNEL = "console"
 _TAG = re.compile(r"</?(b|i|u|s|code|pre|a)( [^>]*)?>")
 
 
-def render(replies: list[Reply]) -> tuple[str, list[Button]]:
-    """Text for the terminal, and the options numbered in it (counted across the replies)."""
+def render(replies: list[Reply], files_dir: Path | None = None) -> tuple[str, list[Button]]:
+    """Text for the terminal, and the options numbered in it (counted across the replies).
+
+    A file sent with a reply (a chart, an export, a QR code) is saved in `files_dir`, and
+    its path shown.
+    """
     lines: list[str] = []
     options: list[Button] = []
     for reply in replies:
+        if reply.attachment is not None:
+            lines.append(f"[{_save(reply.attachment, files_dir)}]")
         lines.append(html.unescape(_TAG.sub("", reply.text)))
         for row in reply.buttons:
             labels = []
@@ -30,6 +37,16 @@ def render(replies: list[Reply]) -> tuple[str, list[Button]]:
             lines.append("   ".join(labels))
         lines.append("")
     return "\n".join(lines), options
+
+
+def _save(attachment: Attachment, files_dir: Path | None) -> str:
+    if attachment.data is None:
+        return f"{attachment.kind}: {attachment.filename}"
+    folder = files_dir or Path.cwd()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(attachment.filename).name
+    path.write_bytes(attachment.data)
+    return f"file saved: {path}"
 
 
 def read_input(line: str, options: list[Button]) -> Incoming:
@@ -73,7 +90,7 @@ async def chat(
             share_link=share_link,
         )
         pending = None
-        text, new_options = render(replies)
+        text, new_options = render(replies, app.settings.files_dir)
         # Numbers keep pointing at the last options shown until new ones appear.
         options = new_options or options
         stdout.write(text + "\n")

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +19,7 @@ from aiogram.enums import ChatType, ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import (
     BotCommand,
+    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -34,7 +36,7 @@ from bot.app import App
 from bot.config import Settings
 from bot.i18n import N_
 from bot.watch import Watch
-from handlers.base import Button, Incoming, Kind, Reply
+from handlers.base import Attachment, Button, Incoming, Kind, Media, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,17 @@ def to_incoming(message: Message) -> Incoming:
     """What a Telegram message means, channel-neutrally."""
     forwarded = message.forward_origin is not None
     if message.text is not None:
-        return Incoming.message(message.text, forwarded=forwarded)
+        found = Incoming.message(message.text, forwarded=forwarded)
+        if found.kind is Kind.TEXT and message.entities:
+            # Formatting kept, for the few steps that need it (composing a broadcast).
+            return replace(found, html=message.html_text)
+        return found
+    if message.photo:
+        media = Media("photo", message.photo[-1].file_id)
+        return Incoming(Kind.OTHER, forwarded=forwarded, media=media, html=_caption(message))
+    if message.document is not None:
+        media = Media("document", message.document.file_id, message.document.file_name)
+        return Incoming(Kind.OTHER, forwarded=forwarded, media=media, html=_caption(message))
     if message.contact is not None:
         sender = message.from_user.id if message.from_user else None
         return Incoming(
@@ -86,6 +98,10 @@ def to_incoming(message: Message) -> Incoming:
             forwarded=forwarded,
         )
     return Incoming(Kind.OTHER, forwarded=forwarded)
+
+
+def _caption(message: Message) -> str | None:
+    return message.html_text if message.caption else None
 
 
 def to_markup(reply: Reply) -> Any:
@@ -186,10 +202,33 @@ class TelegramChannel:
         """Send replies in order; a failure is logged, never raised into the dispatcher."""
         for reply in replies:
             try:
-                await bot.send_message(chat_id, reply.text, reply_markup=to_markup(reply))
+                if reply.attachment is not None:
+                    await send_attachment(bot, chat_id, reply, reply.attachment)
+                else:
+                    await bot.send_message(chat_id, reply.text, reply_markup=to_markup(reply))
             except TelegramAPIError as error:
-                logger.warning("sendMessage to a chat failed: %s", type(error).__name__)
+                logger.warning("sending to a chat failed: %s", type(error).__name__)
                 return
+
+
+CAPTION_LIMIT = 1024
+
+
+async def send_attachment(bot: Bot, chat_id: int, reply: Reply, attachment: Attachment) -> Any:
+    """A photo or document with the reply's text as caption (a long text follows it)."""
+    if attachment.file_id is not None:
+        file: Any = attachment.file_id
+    else:
+        file = BufferedInputFile(attachment.data or b"", filename=attachment.filename)
+    caption = reply.text if len(reply.text) <= CAPTION_LIMIT else None
+    markup = to_markup(reply) if caption is not None else None
+    if attachment.kind == "photo":
+        sent = await bot.send_photo(chat_id, file, caption=caption, reply_markup=markup)
+    else:
+        sent = await bot.send_document(chat_id, file, caption=caption, reply_markup=markup)
+    if caption is None and reply.text:
+        sent = await bot.send_message(chat_id, reply.text, reply_markup=to_markup(reply))
+    return sent
 
 
 def build_dispatcher(app: App) -> Dispatcher:
