@@ -13,6 +13,17 @@ _LANGUAGE_NAMES = {"ភាសាខ្មែរ": "km", "ខ្មែរ": "km",
 MAX_TEXT = 1000  # no answer in the flow is longer; a longer message is refused politely
 
 
+ADMIN_HELP = (
+    N_("/stats – the figures, with a chart"),
+    N_("/export – the signatures as a spreadsheet"),
+    N_("/code – share codes for volunteers, and QR posters"),
+    N_("/broadcast – send news to those who asked for it; /broadcasts – the list"),
+    N_("/questions – questions the bot could not answer"),
+    N_("/admins – who the admins are; /audit – what admins did"),
+    N_("/block, /unblock – stop or allow a user id; /invalidate – set fake signatures aside"),
+)
+
+
 def language_picker(ctx: Context) -> Reply:
     """The language question, in both languages since we do not know which one yet."""
     khmer, english = ctx.translator_for("km"), ctx.translator_for("en")
@@ -37,6 +48,8 @@ def help_text(ctx: Context) -> Reply:
         _("/cancel – stop what you are doing; nothing is saved"),
         _("/help – this list"),
     ]
+    if ctx.is_admin:
+        lines += ["", _("For organisers:"), *(_(line) for line in ADMIN_HELP)]
     return Reply("\n".join(lines), buttons=signing.menu_buttons(ctx))
 
 

@@ -91,3 +91,69 @@ async def test_signatures_are_set_aside_by_filter_after_a_count(
     await sign(newcomer, "CA")
     assert "You are signer number 2." in newcomer.text()
     assert "2 of 10,000 signatures so far" in newcomer.text()
+
+
+async def test_admins_are_added_and_removed_from_the_chat_and_audited(
+    admin_app: App, people: Callable[[int], FakeUser]
+) -> None:
+    organiser, volunteer = people(ADMIN), people(555)
+    for someone in (organiser, volunteer):
+        await someone.send("/start")
+        await someone.press("l:en")
+
+    await volunteer.send("/audit")  # not yet an admin: the unknown-command answer
+    assert "I don't know that command" in volunteer.text()
+    await organiser.send("/admins add ៥៥៥")  # Khmer digits are fine
+    assert "555 is now an admin" in organiser.text()
+    await organiser.send("/admins add 555")
+    assert "555 is already an admin" in organiser.text()
+    await organiser.send("/admins")
+    assert "777 (set in ADMIN_IDS)" in organiser.text()
+    assert "555, added on" in organiser.text()
+
+    await volunteer.send("/help")
+    assert "For organisers:" in volunteer.text()
+    await volunteer.send("/admins remove 777")
+    assert "through the ADMIN_IDS setting" in volunteer.text()
+    await volunteer.send("/admins remove 555")
+    assert "You cannot remove yourself" in volunteer.text()
+    await volunteer.send("/admins add someone")
+    assert "Write /admins to see them" in volunteer.text()
+
+    await organiser.send("/admins remove 555")
+    assert "555 is no longer an admin" in organiser.text()
+    await volunteer.send("/audit")
+    assert "I don't know that command" in volunteer.text()
+
+    await organiser.send("/audit")
+    audit = organiser.text()
+    assert "telegram:777 admin_remove target=555" in audit
+    assert "telegram:777 admin_add target=555" in audit
+    assert audit.index("admin_remove") < audit.index("admin_add")  # newest first
+    assert "Sok" not in audit
+
+
+async def test_the_console_acts_as_the_admin_of_the_same_id(
+    admin_app: App, people: Callable[[int], FakeUser]
+) -> None:
+    organiser = people(ADMIN)
+    await organiser.send("/start")
+    await organiser.press("l:en")
+    await organiser.send("/admins add 4242")
+
+    async def console(text: str) -> str:
+        from handlers.base import Incoming
+
+        replies = await admin_app.conversation.process(
+            channel="console",
+            user_id="4242",
+            update_key=None,
+            incoming=Incoming.message(text),
+            share_link=lambda code: None,
+        )
+        return "\n".join(reply.text for reply in replies)
+
+    await console("/start")
+    await console("English")
+    assert "No admin action recorded yet." not in await console("/audit")
+    assert "admin_add target=4242" in await console("/audit")
