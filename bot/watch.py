@@ -1,4 +1,5 @@
-"""Background duties while the bot serves: signing spikes reported to admins, retention."""
+"""Background duties while the bot serves: signing spikes reported to admins, retention,
+milestones announced."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.app import App
-from bot.text import format_number
-from db import queries
+from bot.text import format_number, format_percent_of
+from db import milestones, queries
 from db.models import utcnow
 from handlers import places
 
@@ -20,6 +21,7 @@ SPIKE_MINIMUM = 20  # signatures in an hour from one country before anything is 
 SPIKE_FACTOR = 5.0  # times the country's usual hourly rate
 ALERT_EVERY = timedelta(hours=1)  # one alert per country per hour at most
 CHECK_EVERY = 300.0  # seconds
+MILESTONE_EVERY = 12.0  # seconds: admins hear of a milestone moments after it is passed
 
 Notify = Callable[[str, str], Awaitable[None]]  # (admin's user id, text)
 
@@ -31,6 +33,7 @@ class Watch:
         self.app = app
         self.notify = notify
         self._alerted: dict[str, datetime] = {}
+        self._latest_signature: int | None = None  # at the last milestone count
 
     async def check(self, now: datetime | None = None) -> list[str]:
         """One round: alerts sent (as country codes) and retention applied when due."""
@@ -86,22 +89,87 @@ class Watch:
         if changed:
             logger.warning("retention period over: %d signatures anonymised", changed)
 
-    @contextlib.asynccontextmanager
-    async def running(self, every: float = CHECK_EVERY) -> AsyncIterator[None]:
-        """Run `check` every few minutes in the background while the block runs."""
+    async def milestones(self) -> list[int]:
+        """One round for milestones: those passed unseen are recorded (signatures committed
+        together can each have seen the total just short of one), then those not announced
+        yet are claimed and told to the admins. Returns the milestones this round claimed.
 
-        async def loop() -> None:
+        With several workers, each runs this; the claim (an update that only one can make)
+        lets exactly one of them tell.
+        """
+        sessions, goal = self.app.conversation.sessions, self.app.conversation.goal
+        async with sessions() as session, session.begin():
+            latest = await milestones.latest_signature(session)
+            if latest is not None and latest != self._latest_signature:
+                # New signatures since the last count (or the first round): count once more.
+                await milestones.refresh(session)
+                total = await milestones.counted_total(session)
+                await milestones.reach(session, total=total, goal=goal)
+            pending = await milestones.unannounced(session)
+            admins = await queries.all_admins(session, bootstrap=self.app.conversation.admin_ids)
+        self._latest_signature = latest
+        if not pending or not admins:
+            return []  # kept for when someone can be told
+        claimed = []
+        async with sessions() as session, session.begin():
+            for value in pending:
+                if await milestones.claim(session, value=value):
+                    claimed.append(value)
+            total = await milestones.counted_total(session)
+            languages = await queries.admin_languages(session, channel="telegram", ids=admins)
+        if not claimed:
+            return []
+        logger.warning("milestone passed: %d signatures", max(claimed))
+        for admin, language in languages.items():
+            try:
+                await self.notify(admin, self._milestone_text(claimed, total, goal, language))
+            except Exception:
+                logger.exception("could not tell an admin of a milestone")
+        return claimed
+
+    def _milestone_text(self, claimed: list[int], total: int, goal: int, language: str) -> str:
+        # Milestones passed together (an import, or the first round after an upgrade) make
+        # one message, about the goal or else the highest.
+        _ = self.app.translations.get(language).gettext
+        if goal in claimed:
+            return _(
+                "🎉 The petition has reached its goal of {goal} signatures! {count} people "
+                "have signed so far."
+            ).format(goal=format_number(goal, language), count=format_number(total, language))
+        return _(
+            "🎉 The petition has passed {milestone} signatures: {count} so far, {percent} of "
+            "the goal of {goal}."
+        ).format(
+            milestone=format_number(max(claimed), language),
+            count=format_number(total, language),
+            percent=format_percent_of(total, goal, language),
+            goal=format_number(goal, language),
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self, every: float = CHECK_EVERY, milestones_every: float = MILESTONE_EVERY
+    ) -> AsyncIterator[None]:
+        """Run `check` every few minutes and `milestones` every few seconds in the
+        background while the block runs."""
+
+        async def loop(check: Callable[[], Awaitable[object]], pause: float) -> None:
             while True:
                 try:
-                    await self.check()
+                    await check()
                 except Exception:
                     logger.exception("a background check failed; will try again")
-                await asyncio.sleep(every)
+                await asyncio.sleep(pause)
 
-        task = asyncio.create_task(loop(), name="watch")
+        tasks = [
+            asyncio.create_task(loop(self.check, every), name="watch"),
+            asyncio.create_task(loop(self.milestones, milestones_every), name="milestones"),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.i18n import N_
 from bot.text import fold, format_day, format_number, format_percent_of
-from db import queries
+from db import milestones, queries
 from db.models import Signature, utcnow
 from handlers import places, validation
 from handlers.base import Button, Context, Incoming, Kind, Reply
@@ -664,6 +664,9 @@ async def _thanks(ctx: Context, name: str, signature_id: int) -> Reply:
     _ = ctx.gettext
     language = ctx.language
     number, total = await queries.standing(ctx.session, signature_id=signature_id)
+    # In the signing transaction: a milestone this signature passed is recorded (once,
+    # whoever else crosses it); the watch announces it to the admins.
+    await milestones.reach(ctx.session, total=total, goal=ctx.goal)
     code = queries.ensure_share_code(ctx.user)
     ctx.user.step = "idle"
     lines = [
