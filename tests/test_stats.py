@@ -1,0 +1,369 @@
+"""`/stats`: exact figures on a known data set, in English and Khmer, and the chart."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram import Bot
+from aiogram.methods import SendPhoto, TelegramMethod
+from aiogram.types import Chat, Message, PhotoSize
+from PIL import Image, ImageFont, features
+from sqlalchemy import insert
+
+from bot import chart
+from bot.app import App, build_app
+from bot.channels import console
+from bot.channels.telegram import build_bot, build_dispatcher
+from bot.config import Settings
+from bot.flood import FloodGuard
+from db import queries
+from db.models import Signature, User, VolunteerCode
+from handlers import stats
+from handlers.base import Incoming, Reply
+from tests.telegram_fakes import FakeUser, RecordingSession
+
+ADMIN = 777
+# A fixed clock: the windows (today, 7 and 30 days) and the date shown are exact.
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+MIDNIGHT = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+class PhotoSession(RecordingSession):
+    """The strict fake Bot API, also taking photo uploads (the chart)."""
+
+    async def make_request(
+        self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None
+    ) -> Any:
+        if isinstance(method, SendPhoto):
+            self.calls.append(method)
+            return Message(
+                message_id=len(self.calls),
+                date=datetime.now(UTC),
+                chat=Chat(id=int(method.chat_id), type="private"),
+                photo=[PhotoSize(file_id="p1", file_unique_id="p1", width=1200, height=900)],
+                caption=method.caption,
+            )
+        return await super().make_request(bot, method, timeout)
+
+    def photos(self) -> list[SendPhoto]:
+        """The photos sent so far."""
+        return [call for call in self.calls if isinstance(call, SendPhoto)]
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stats, "utcnow", lambda: NOW)
+
+
+@pytest.fixture
+async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+    application = await build_app(make_settings(admin_ids=str(ADMIN)))
+    application.conversation.flood = FloodGuard(limit=1_000_000)
+    yield application
+    await application.close()
+
+
+def _user(
+    number: int, step: str = "idle", *, agreed: bool = False, channel: str = "telegram"
+) -> dict[str, Any]:
+    return {
+        "id": number, "channel": channel, "external_id": str(5000 + number), "language": "km",
+        "step": step, "draft": {}, "updates_opt_in": False, "recent_updates": [],
+        "blocked": False, "created_at": NOW, "last_seen_at": NOW,
+        "agreed_at": NOW - timedelta(days=50) if agreed else None,
+    }  # fmt: skip
+
+
+def _signature(
+    user: int | None, country: str, region: str | None, birth: str, language: str, channel: str,
+    *, news: bool, code: str | None, when: datetime, aside: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "user_id": user, "full_name": "Sok Dara", "country": country, "region": region,
+        "birth_province": birth, "updates_opt_in": news, "language": language,
+        "channel": channel, "source": "chat" if user else "import", "referrer_code": code,
+        "created_at": when, "updated_at": when, "invalidated_at": NOW if aside else None,
+    }  # fmt: skip
+
+
+async def seed(app: App, *, admin_language: str) -> None:
+    """Eight counted signatures (two imported), one set aside, nine users who have not signed
+    (the admin among them)."""
+    today = MIDNIGHT + timedelta(hours=9)
+    three_days, ten_days, forty_days = (
+        MIDNIGHT - timedelta(days=n, hours=-12) for n in (3, 10, 40)
+    )
+    signers = [_user(1, agreed=True), _user(2, agreed=True), _user(3, agreed=True),
+               _user(4, agreed=True), _user(5, agreed=True),
+               _user(6),  # signed before agreed_at was recorded: still counts as agreed
+               _user(7, agreed=True)]  # fmt: skip
+    waiting = [_user(11, "new"), _user(12, "language"), _user(13, "idle"),
+               _user(14, "idle", agreed=True), _user(15, "consent"),
+               _user(16, "name", agreed=True), _user(17, "country_confirm", agreed=True),
+               _user(18, "review", agreed=True)]  # fmt: skip
+    admin = {**_user(20, "idle", channel="console"), "external_id": str(ADMIN),
+             "language": admin_language}  # fmt: skip
+    lb, mine = "lb2027", "sharer1234"
+    signatures = [
+        _signature(1, "US", "California", "12", "km", "telegram", news=True, code=lb, when=today),
+        _signature(2, "US", "California", "12", "km", "telegram", news=False, code=lb, when=today),
+        _signature(3, "US", "Texas", "abroad", "en", "telegram", news=True, code=mine,
+                   when=three_days),
+        _signature(4, "US", None, "03", "en", "messenger", news=False, code=None,
+                   when=three_days),
+        _signature(5, "FR", "Île-de-France", "abroad", "km", "messenger", news=True, code=lb,
+                   when=ten_days),
+        _signature(None, "FR", "Île-de-France", "12", "km", "telegram", news=False, code=lb,
+                   when=ten_days),
+        _signature(None, "AU", "Victoria", "12", "km", "telegram", news=False, code=None,
+                   when=forty_days),
+        _signature(6, "KH", "Siem Reap", "17", "km", "telegram", news=True, code=None,
+                   when=forty_days),
+        # Set aside by an admin: counted nowhere.
+        _signature(7, "US", "California", "12", "km", "telegram", news=True, code=lb,
+                   when=today, aside=True),
+    ]  # fmt: skip
+    async with app.conversation.sessions() as session:
+        await session.execute(insert(User), [*signers, *waiting, admin])
+        await session.execute(insert(Signature), signatures)
+        await session.execute(
+            insert(VolunteerCode),
+            [{"code": lb, "name": "Long Beach New Year 2027 & Picnic", "created_by": "shell",
+              "created_at": NOW}],
+        )  # fmt: skip
+        await session.commit()
+
+
+async def console_stats(app: App) -> list[Reply]:
+    return await app.conversation.process(
+        channel="console",
+        user_id=str(ADMIN),
+        update_key=None,
+        incoming=Incoming.message("/stats"),
+        share_link=lambda code: None,
+    )
+
+
+ENGLISH = [
+    """<b>📊 Petition figures, November 23, 2026</b>
+Counted signatures: <b>8</b> of the goal of 10,000 (0.08%)
+Today: <b>2</b> · last 7 days: <b>4</b> · last 30 days: <b>6</b>
+Want news from the campaign: 4 (50%)
+Set aside by an admin, not counted: 1
+<i>Days are counted in UTC.</i>""",
+    """<b>🌍 Where signers live</b>
+• United States: 4 (50%)
+• France: 2 (25%)
+• Australia: 1 (12%)
+• Cambodia: 1 (12%)
+
+<b>📍 Regions in the top countries</b>
+• <i>United States</i>: California 2 · Texas 1 · not given 1
+• <i>France</i>: Île-de-France 2
+• <i>Australia</i>: Victoria 1
+
+<b>🏠 Province of birth</b>
+• Phnom Penh: 4 (50%)
+• Born outside Cambodia: 2 (25%)
+• Kampong Cham: 1 (12%)
+• Siemreap: 1 (12%)""",
+    """<b>🗣 Language</b>
+• Khmer: 6 (75%)
+• English: 2 (25%)
+
+<b>📱 Channel</b>
+• Telegram: 6 (75%)
+• Messenger: 2 (25%)
+
+<b>✍️ Source</b>
+• In the chat: 6 (75%)
+• Imported from paper: 2 (25%)
+
+<b>🚦 From the first message to the signature</b>
+• Wrote to the bot: 16
+• Agreed to the petition text: 11 (69%)
+• Signed: 6 (38%)
+
+<b>Where the 9 who have not signed are now</b>
+• Have not chosen a language: 2 (22%)
+• Saw the petition, did not start signing: 2 (22%)
+• Reading the petition text, not agreed yet: 1 (11%)
+• At their name: 1 (11%)
+• At their country: 1 (11%)
+• Checking their answers, not confirmed: 1 (11%)
+• Agreed, then stopped before the end: 1 (11%)
+
+<b>🔗 Top share codes</b>
+• <code>lb2027</code> (Long Beach New Year 2027 &amp; Picnic): 4
+• <code>sharer1234</code>: 1""",
+]
+
+
+async def test_an_admin_sees_the_exact_figures_and_the_action_is_audited(
+    admin_app: App, tmp_path: Path
+) -> None:
+    await seed(admin_app, admin_language="en")
+    replies = await console_stats(admin_app)
+
+    assert [reply.text for reply in replies] == ENGLISH
+    assert all(len(reply.text) <= stats.MESSAGE_LIMIT for reply in replies)
+    photo = replies[0].attachment
+    assert photo is not None
+    assert photo.kind == "photo"
+    assert photo.filename == "stats.png"
+    assert [reply.attachment for reply in replies[1:]] == [None, None]
+    async with admin_app.conversation.sessions() as session:
+        entry = (await queries.latest_audit(session, limit=1))[0]
+    assert (entry.actor, entry.action, entry.detail) == (f"console:{ADMIN}", "stats", {})
+
+    # The console saves the chart beside the text and says where.
+    text, _options = console.render(replies, tmp_path)
+    saved = tmp_path / "stats.png"
+    assert f"[file saved: {saved}]" in text
+    assert "Counted signatures: 8 of the goal of 10,000 (0.08%)" in text
+    with Image.open(saved) as image:
+        assert (image.format, image.size) == ("PNG", (chart.WIDTH, chart.HEIGHT))
+
+
+async def test_a_khmer_admin_reads_khmer_digits_and_names(admin_app: App) -> None:
+    await seed(admin_app, admin_language="km")
+    replies = await console_stats(admin_app)
+
+    headline, where, how = (reply.text for reply in replies)
+    assert "<b>៨</b>" in headline
+    assert "១០,០០០" in headline
+    assert "(០.០៨%)" in headline
+    assert "<b>២</b>" in headline
+    assert "<b>៤</b>" in headline
+    assert "<b>៦</b>" in headline
+    assert "២៣ វិច្ឆិកា ២០២៦" in headline
+    assert "• សហរដ្ឋអាមេរិក៖ ៤ (៥០%)" in where
+    assert "• រាជធានីភ្នំពេញ៖ ៤ (៥០%)" in where
+    assert "California ២" in where
+    # Every figure is in Khmer digits (ASCII digits are left only in share codes and their
+    # names, and in the words "last 7 days" until the catalogs have their Khmer).
+    figures = re.findall(r"<b>([^<]*)</b>|\(([^)]*)\)|៖ (\S+)", headline)
+    assert len(figures) == 7
+    assert re.search("[0-9]", "".join("".join(found) for found in figures)) is None
+    assert re.search("[0-9]", where) is None
+    codes = r"<code>[^<]*</code>( \([^)]*\))?"  # a share code and its volunteer's name
+    assert re.search("[0-9]", re.sub(codes, "", how)) is None
+    assert "៖ ១៦" in how
+
+
+async def test_an_empty_campaign_gets_zeros_and_a_chart(admin_app: App) -> None:
+    for text in ("/start", "English"):
+        await admin_app.conversation.process(
+            channel="console", user_id=str(ADMIN), update_key=None,
+            incoming=Incoming.message(text), share_link=lambda code: None,
+        )  # fmt: skip
+    replies = await console_stats(admin_app)
+
+    headline, where, how = (reply.text for reply in replies)
+    assert "Counted signatures: <b>0</b> of the goal of 10,000 (0%)" in headline
+    assert "Set aside" not in headline
+    assert where == "<b>🌍 Where signers live</b>\nNo signatures yet."
+    assert "• Wrote to the bot: 1\n• Agreed to the petition text: 0 (0%)" in how
+    assert "No signature came through a share code yet." in how
+    assert replies[0].attachment is not None
+    assert replies[0].attachment.data
+    with Image.open(io.BytesIO(replies[0].attachment.data)) as image:
+        assert image.size == (chart.WIDTH, chart.HEIGHT)
+
+
+async def test_long_sections_are_split_between_lines_under_telegrams_limit() -> None:
+    lines = [f"• line {number} " + "x" * 90 for number in range(100)]
+    messages = stats.split_message(lines)
+    assert len(messages) == 3
+    assert all(len(message) <= stats.MESSAGE_LIMIT for message in messages)
+    assert "\n".join(messages).split("\n") == lines
+
+
+async def test_khmer_on_the_chart_is_shaped(
+    admin_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(admin_app, admin_language="km")
+    drawn: list[tuple[str, str]] = []
+    render = chart.render
+
+    def spy(data: chart.ChartData, words: chart.ChartText, *, language: str) -> bytes:
+        drawn.append((language, words.title))
+        return render(data, words, language=language)
+
+    monkeypatch.setattr(chart, "render", spy)
+    await console_stats(admin_app)
+    if not features.check_feature("raqm"):
+        # Without libraqm Khmer cannot be shaped: the chart must be in English instead.
+        assert drawn == [("en", "Petition signatures")]
+        pytest.skip("libraqm is not available: Khmer shaping cannot be checked here")
+    km = admin_app.translations.get("km").gettext
+    assert drawn == [("km", km("Petition signatures"))]
+    # Shaped, a subscript consonant (coeng) sits under its base and takes no width of its
+    # own: the same word is narrower than with the basic (unshaped) layout.
+    word = "ហត្ថលេខាលើញត្តិ"
+    basic = ImageFont.truetype(str(chart.FONT_FILE), 40, layout_engine=ImageFont.Layout.BASIC)
+    shaped = chart.font(40)
+    assert isinstance(shaped, ImageFont.FreeTypeFont)
+    assert shaped.layout_engine == ImageFont.Layout.RAQM
+    assert shaped.getlength(word) < basic.getlength(word)
+
+
+async def test_without_shaping_a_khmer_admin_gets_an_english_chart(
+    admin_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(admin_app, admin_language="km")
+    drawn: list[str] = []
+    render = chart.render
+
+    def spy(data: chart.ChartData, words: chart.ChartText, *, language: str) -> bytes:
+        drawn.append(language)
+        return render(data, words, language=language)
+
+    monkeypatch.setattr(chart, "render", spy)
+    monkeypatch.setattr(chart, "khmer_ready", lambda: False)
+    replies = await console_stats(admin_app)
+    assert drawn == ["en"]
+    assert "<b>៨</b>" in replies[0].text  # the text itself stays in Khmer
+
+
+async def test_a_non_admin_gets_the_unknown_command_answer(admin_app: App) -> None:
+    session = PhotoSession()
+    bot = build_bot(admin_app.settings, session=session)
+    stranger = FakeUser(build_dispatcher(admin_app), bot, session, 888)
+    await stranger.send("/stats")
+
+    unknown = admin_app.translations.get("km").gettext
+    assert unknown("I don't know that command. Here is what I can do:") in stranger.text()
+    assert session.photos() == []
+    async with admin_app.conversation.sessions() as db:
+        assert await queries.latest_audit(db, limit=1) == []
+
+
+async def test_an_admin_on_telegram_gets_the_chart_as_a_photo(admin_app: App) -> None:
+    await seed(admin_app, admin_language="en")
+    session = PhotoSession()
+    bot = build_bot(admin_app.settings, session=session)
+    organiser = FakeUser(build_dispatcher(admin_app), bot, session, ADMIN)
+    await organiser.send("/start")
+    await organiser.press("l:en")
+    before = len(session.calls)
+
+    await organiser.send("/stats")
+    calls = session.calls[before:]
+    assert [type(call).__name__ for call in calls] == ["SendPhoto", "SendMessage", "SendMessage"]
+    photo = session.photos()[0]
+    assert photo.chat_id == ADMIN
+    assert photo.caption is not None
+    assert photo.caption.startswith("<b>📊 Petition figures")
+    assert "Counted signatures: <b>8</b> of the goal of 10,000 (0.08%)" in photo.caption
+    upload = photo.photo.data  # type: ignore[union-attr]
+    with Image.open(io.BytesIO(upload)) as image:
+        assert (image.format, image.size) == ("PNG", (1200, 900))
+    assert "🌍 Where signers live" in organiser.text()
+    assert "🔗 Top share codes" in organiser.text()
