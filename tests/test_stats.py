@@ -14,7 +14,7 @@ from aiogram import Bot
 from aiogram.methods import SendPhoto, TelegramMethod
 from aiogram.types import Chat, Message, PhotoSize
 from PIL import Image, ImageFont, features
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from bot import chart
 from bot.app import App, build_app
@@ -73,7 +73,7 @@ def _user(
     number: int, step: str = "idle", *, agreed: bool = False, channel: str = "telegram"
 ) -> dict[str, Any]:
     return {
-        "id": number, "channel": channel, "external_id": str(5000 + number), "language": "km",
+        "channel": channel, "external_id": str(5000 + number), "language": "km",
         "step": step, "draft": {}, "updates_opt_in": False, "recent_updates": [],
         "blocked": False, "created_at": NOW, "last_seen_at": NOW,
         "agreed_at": NOW - timedelta(days=50) if agreed else None,
@@ -131,6 +131,12 @@ async def seed(app: App, *, admin_language: str) -> None:
     ]  # fmt: skip
     async with app.conversation.sessions() as session:
         await session.execute(insert(User), [*signers, *waiting, admin])
+        # Signatures name their signer by number; the database gave the users their ids.
+        rows = await session.execute(select(User.external_id, User.id))
+        ids = {external_id: user_id for external_id, user_id in rows}
+        for row in signatures:
+            if row["user_id"] is not None:
+                row["user_id"] = ids[str(5000 + row["user_id"])]
         await session.execute(insert(Signature), signatures)
         await session.execute(
             insert(VolunteerCode),
