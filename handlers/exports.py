@@ -1,3 +1,397 @@
-"""`/export`: the signatures as a spreadsheet, for admins."""
+"""`/export`: the signatures as a spreadsheet, for admins.
+
+The columns and the writing live here once, for the chat and for `petitionbot export`
+(bot/cli_data.py) alike. Contact details leave only when asked for by name, confirmed with
+a button in the chat, and only with the keys that decrypt them; every export is audited.
+
+    /export                        → CSV or Excel? (buttons)
+    /export xlsx country=KH since=2026-04-01
+    /export csv contacts           → confirm with a button, then the file
+"""
 
 from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import spreadsheets
+from bot.i18n import N_
+from bot.text import ascii_digits, format_number
+from db import exports as db_exports
+from db import queries
+from db.protect import ContactCipher
+from handlers import admin, places, signing
+from handlers.base import Attachment, Button, Context, Incoming, Reply
+
+logger = logging.getLogger(__name__)
+
+# What the admin may type for each format, and for "with phone numbers and e-mails".
+FORMAT_WORDS = {"csv": "csv", "xlsx": "xlsx", "excel": "xlsx", "xls": "xlsx"}
+CONTACT_WORDS = {"contacts", "contact", "with-contacts", "phones", "ទំនាក់ទំនង"}
+# Telegram takes documents up to 50 MB from a bot; leave room for the request around it.
+MAX_DOCUMENT = 45 * 1024 * 1024
+
+Gettext = Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """What to export: the format, which signatures, and whether contacts go with them."""
+
+    format: str  # "csv" or "xlsx"
+    where: queries.SignatureFilter = field(default_factory=queries.SignatureFilter)
+    with_contacts: bool = False
+    include_invalidated: bool = False
+
+
+class ContactsUnavailable(Exception):
+    """Contacts were asked for, but the keys that decrypt them are not set."""
+
+
+# ---------------------------------------------------------------- the file
+
+
+# (header, width in characters in XLSX); headers in the reader's language.
+_COLUMNS = (
+    (N_("No."), 8), (N_("Signed at (UTC)"), 20), (N_("Full name"), 28),
+    (N_("Country code"), 9), (N_("Country"), 18), (N_("State, province or city"), 22),
+    (N_("Province of birth"), 20), (N_("Language"), 10), (N_("Channel"), 11),
+    (N_("Source"), 8), (N_("Share code"), 13), (N_("Wants news"), 10),
+)  # fmt: skip
+_CONTACT_COLUMNS = ((N_("Phone"), 16), (N_("E-mail"), 28))
+_SET_ASIDE_COLUMN = (N_("Set aside on"), 20)
+_LANGUAGE_NAMES = {"km": N_("Khmer"), "en": N_("English")}
+
+
+def columns(
+    gettext: Gettext, *, with_contacts: bool = False, include_invalidated: bool = False
+) -> list[tuple[str, int]]:
+    """The export's columns, named in the reader's language, with their XLSX widths."""
+    chosen = list(_COLUMNS)
+    if with_contacts:
+        chosen += _CONTACT_COLUMNS
+    if include_invalidated:
+        chosen.append(_SET_ASIDE_COLUMN)
+    return [(gettext(name), width) for name, width in chosen]
+
+
+def _when(moment: datetime) -> str:
+    # SQLite hands back naive datetimes, PostgreSQL aware ones: both are UTC.
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        if moment.tzinfo
+        else (moment.strftime("%Y-%m-%d %H:%M:%S"))
+    )
+
+
+class _Cells:
+    """Turns export rows into cells in one language, with the lookups cached."""
+
+    def __init__(self, gettext: Gettext, language: str, cipher: ContactCipher | None) -> None:
+        self.countries: dict[str, str] = {}
+        self.provinces = {code: places.province_name(code, language) for code, *_ in
+                          places.provinces()}  # fmt: skip
+        self.provinces[places.ABROAD] = gettext("outside Cambodia")
+        self.languages = {code: gettext(name) for code, name in _LANGUAGE_NAMES.items()}
+        self.yes, self.no = gettext("yes"), gettext("no")
+        self.language = language
+        self.cipher = cipher
+
+    def __call__(self, row: db_exports.ExportRow, *, include_invalidated: bool) -> list[Any]:
+        country = self.countries.get(row.country)
+        if country is None:
+            country = self.countries[row.country] = places.country_name(row.country, self.language)
+        cells: list[Any] = [
+            row.number, _when(row.signed_at), row.full_name, row.country, country,
+            row.region or "", self.provinces.get(row.birth_province, row.birth_province),
+            self.languages.get(row.language, row.language), row.channel, row.source,
+            row.referrer_code or "", self.yes if row.updates_opt_in else self.no,
+        ]  # fmt: skip
+        if self.cipher is not None:
+            cells += [self._open(row.phone), self._open(row.email)]
+        if include_invalidated:
+            cells.append(_when(row.invalidated_at) if row.invalidated_at else "")
+        return cells
+
+    def _open(self, token: str | None) -> str:
+        if not token or self.cipher is None:
+            return ""
+        return self.cipher.open(token) or ""
+
+
+async def write_export(
+    session: AsyncSession,
+    out: IO[bytes],
+    request: ExportRequest,
+    *,
+    gettext: Gettext,
+    language: str,
+    cipher: ContactCipher | None,
+) -> int:
+    """Stream the signatures a request names into `out` as CSV or XLSX; returns how many.
+
+    Rows go from the database cursor to the file a batch at a time. Raises
+    ContactsUnavailable when contacts are asked for without the keys."""
+    if request.with_contacts and cipher is None:
+        raise ContactsUnavailable
+    chosen = columns(
+        gettext,
+        with_contacts=request.with_contacts,
+        include_invalidated=request.include_invalidated,
+    )
+    sheet = spreadsheets.open_sheet(
+        request.format, out, title=gettext("Signatures"), widths=[width for _, width in chosen]
+    )
+    sheet.write([name for name, _ in chosen])
+    cells = _Cells(gettext, language, cipher if request.with_contacts else None)
+    count = 0
+    async for row in db_exports.stream_signatures(
+        session,
+        where=request.where,
+        include_invalidated=request.include_invalidated,
+        with_contacts=request.with_contacts,
+    ):
+        sheet.write(cells(row, include_invalidated=request.include_invalidated))
+        count += 1
+    sheet.close()
+    return count
+
+
+def describe_filter(where: queries.SignatureFilter) -> str:
+    """The filter as typed: `country=KH since=2026-04-01` ("" for everything)."""
+    parts = []
+    if where.country:
+        parts.append(f"country={where.country}")
+    if where.code:
+        parts.append(f"code={where.code}")
+    if where.since:
+        parts.append(f"since={where.since.date().isoformat()}")
+    if where.until:
+        parts.append(f"until={_last_day(where.until)}")
+    return " ".join(parts)
+
+
+def _last_day(until: datetime) -> str:
+    # Kept as the start of the next day; shown as the last day included.
+    return (until - timedelta(days=1)).date().isoformat()
+
+
+async def audit_export(
+    session: AsyncSession, *, actor: str, request: ExportRequest, count: int, language: str
+) -> None:
+    """Record an export: who, which options and filter, how many rows; never a name."""
+    where = request.where
+    filters = {
+        "country": where.country,
+        "code": where.code,
+        "since": where.since.date().isoformat() if where.since else None,
+        "until": _last_day(where.until) if where.until else None,
+    }
+    await queries.audit(
+        session,
+        actor=actor,
+        action="export",
+        format=request.format,
+        with_contacts=request.with_contacts,
+        include_invalidated=request.include_invalidated,
+        count=count,
+        language=language,
+        **{name: value for name, value in filters.items() if value},
+    )
+
+
+def file_name(request: ExportRequest, today: datetime | None = None) -> str:
+    """`signatures-2026-11-23.xlsx`, with the country when the export has one."""
+    day = (today or datetime.now(UTC)).date().isoformat()
+    country = f"{request.where.country}-" if request.where.country else ""
+    return f"signatures-{country}{day}.{request.format}"
+
+
+# ---------------------------------------------------------------- the chat command
+
+
+def parse_request(argument: str) -> tuple[str | None, bool, queries.SignatureFilter] | None:
+    """`xlsx contacts country=KH` → (format or None, contacts asked for, filter); None when
+    a word is not understood."""
+    fmt: str | None = None
+    contacts = False
+    rest = []
+    for word in ascii_digits(argument).split():
+        key = word.lower()
+        if key in FORMAT_WORDS:
+            if fmt is not None and fmt != FORMAT_WORDS[key]:
+                return None
+            fmt = FORMAT_WORDS[key]
+        elif key in CONTACT_WORDS:
+            contacts = True
+        else:
+            rest.append(word)
+    where = admin.parse_filter(" ".join(rest)) if rest else queries.SignatureFilter()
+    if where is None:
+        return None
+    return fmt, contacts, where
+
+
+def _usage(ctx: Context) -> Reply:
+    _ = ctx.gettext
+    return Reply(
+        _(
+            "Write /export for a file of all counted signatures, or add a format and a choice: "
+            "/export xlsx country=KH since=2026-04-01 (also code=SHARECODE and "
+            "until=2026-04-14). Add the word contacts for phone numbers and e-mails."
+        )
+    )
+
+
+def _no_keys(ctx: Context) -> Reply:
+    _ = ctx.gettext
+    return Reply(
+        _(
+            "Phone numbers and e-mails cannot be exported: the keys that decrypt them "
+            "(DATA_KEY and HASH_KEY) are not set on this server. Write /export without "
+            "contacts for the rest."
+        )
+    )
+
+
+@admin.command("export")
+async def _export_command(ctx: Context, incoming: Incoming) -> list[Reply]:
+    parsed = parse_request(incoming.text)
+    if parsed is None:
+        return [_usage(ctx)]
+    fmt, contacts, where = parsed
+    if contacts and ctx.cipher is None:
+        return [_no_keys(ctx)]
+    if fmt is None or contacts:
+        ctx.user.draft = {"export": {"format": fmt, "contacts": contacts, **_saved(where)}}
+        ctx.user.step = "export_format" if fmt is None else "export_contacts"
+        return [signing.prompt(ctx)]
+    return await _send(ctx, ExportRequest(fmt, where))
+
+
+def _saved(where: queries.SignatureFilter) -> dict[str, Any]:
+    return {
+        "country": where.country,
+        "code": where.code,
+        "since": where.since.isoformat() if where.since else None,
+        "until": where.until.isoformat() if where.until else None,
+    }
+
+
+def _restored(saved: dict[str, Any]) -> queries.SignatureFilter:
+    def moment(value: Any) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return queries.SignatureFilter(
+        country=saved.get("country"),
+        code=saved.get("code"),
+        since=moment(saved.get("since")),
+        until=moment(saved.get("until")),
+    )
+
+
+def _ask_format(ctx: Context) -> Reply:
+    _ = ctx.gettext
+    buttons = [
+        [Button(_("CSV"), "xf:csv"), Button(_("Excel (XLSX)"), "xf:xlsx")],
+        [Button(_("Cancel"), "xf:n")],
+    ]
+    text = _(
+        "Which file? CSV opens anywhere; Excel keeps the Khmer letters and the columns tidy. "
+        "Phone numbers and e-mails are left out unless you write /export contacts."
+    )
+    return Reply(text, buttons)
+
+
+def _ask_contacts(ctx: Context) -> Reply:
+    _ = ctx.gettext
+    buttons = [
+        [Button(_("Include phone numbers and e-mails"), "xc:y")],
+        [Button(_("Without them"), "xc:n"), Button(_("Cancel"), "xc:x")],
+    ]
+    text = _(
+        "You asked for phone numbers and e-mails. Whoever holds the file can contact the "
+        "signers: keep it safe and delete it when you are done. This choice is recorded."
+    )
+    return Reply(text, buttons)
+
+
+async def _format_answer(ctx: Context, value: str) -> list[Reply]:
+    saved = ctx.user.draft.get("export", {})
+    if value not in ("csv", "xlsx") or not ctx.is_admin:
+        ctx.user.step, ctx.user.draft = "idle", {}
+        return [Reply(ctx.gettext("Nothing was exported."))]
+    if saved.get("contacts"):
+        ctx.user.draft = {"export": {**saved, "format": value}}
+        ctx.user.step = "export_contacts"
+        return [_ask_contacts(ctx)]
+    ctx.user.step, ctx.user.draft = "idle", {}
+    return await _send(ctx, ExportRequest(value, _restored(saved)))
+
+
+async def _contacts_answer(ctx: Context, value: str) -> list[Reply]:
+    saved = ctx.user.draft.get("export", {})
+    ctx.user.step, ctx.user.draft = "idle", {}
+    fmt = saved.get("format")
+    if value not in ("y", "n") or fmt not in ("csv", "xlsx") or not ctx.is_admin:
+        return [Reply(ctx.gettext("Nothing was exported."))]
+    with_contacts = value == "y"
+    if with_contacts and ctx.cipher is None:
+        return [_no_keys(ctx)]
+    return await _send(ctx, ExportRequest(fmt, _restored(saved), with_contacts=with_contacts))
+
+
+async def _send(ctx: Context, request: ExportRequest) -> list[Reply]:
+    _ = ctx.gettext
+    buffer = io.BytesIO()
+    count = await write_export(
+        ctx.session,
+        buffer,
+        request,
+        gettext=ctx.gettext,
+        language=ctx.language,
+        cipher=ctx.cipher,
+    )
+    await audit_export(
+        ctx.session, actor=ctx.actor, request=request, count=count, language=ctx.language
+    )
+    logger.warning(
+        "an admin exported %d signatures (%s, contacts: %s)",
+        count,
+        request.format,
+        "yes" if request.with_contacts else "no",
+    )
+    if count == 0:
+        return [Reply(_("No counted signature matches that."))]
+    data = buffer.getvalue()
+    if len(data) > MAX_DOCUMENT:
+        text = _(
+            "The file is too large to send in the chat. On the server, use: "
+            "petitionbot export --format {format} --out FILE"
+        ).format(format=request.format)
+        return [Reply(text)]
+    lines = [_("{count} signatures in this file.").format(count=format_number(count, ctx.language))]
+    chosen = describe_filter(request.where)
+    if chosen:
+        lines.append(_("Chosen: {filter}").format(filter=chosen))
+    if request.with_contacts:
+        lines.append(
+            _(
+                "It holds phone numbers and e-mails: keep it safe, do not forward it, and "
+                "delete it when you are done."
+            )
+        )
+    else:
+        lines.append(_("Phone numbers and e-mails are not in it (/export contacts adds them)."))
+    attachment = Attachment("document", file_name(request), data=data)
+    return [Reply("\n".join(lines), attachment=attachment)]
+
+
+signing.register_step("export_format", "xf", _ask_format, _format_answer)
+signing.register_step("export_contacts", "xc", _ask_contacts, _contacts_answer)

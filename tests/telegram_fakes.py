@@ -12,6 +12,7 @@ from aiogram.methods import (
     AnswerCallbackQuery,
     DeleteWebhook,
     GetMe,
+    SendDocument,
     SendMessage,
     SetMyCommands,
     TelegramMethod,
@@ -20,6 +21,7 @@ from aiogram.types import (
     CallbackQuery,
     Chat,
     Contact,
+    Document,
     InlineKeyboardMarkup,
     Message,
     ReplyKeyboardMarkup,
@@ -51,6 +53,15 @@ class RecordingSession(BaseSession):
                 chat=Chat(id=int(method.chat_id), type="private"),
                 text=method.text,
             )
+        if isinstance(method, SendDocument):
+            # A file the bot uploads (an export): kept on the call, in `documents()`.
+            return Message(
+                message_id=next(self._message_ids),
+                date=datetime.now(UTC),
+                chat=Chat(id=int(method.chat_id), type="private"),
+                document=Document(file_id="d1", file_unique_id="d1"),
+                caption=method.caption,
+            )
         if isinstance(method, AnswerCallbackQuery | SetMyCommands | DeleteWebhook):
             return True
         if isinstance(method, GetMe):
@@ -66,6 +77,10 @@ class RecordingSession(BaseSession):
     def sent(self) -> list[SendMessage]:
         """The messages sent so far."""
         return [call for call in self.calls if isinstance(call, SendMessage)]
+
+    def documents(self) -> list[SendDocument]:
+        """The files sent so far (`call.document.data` holds the bytes uploaded)."""
+        return [call for call in self.calls if isinstance(call, SendDocument)]
 
 
 class FakeUser:

@@ -1,0 +1,164 @@
+"""Signatures in and out in bulk: a streamed select for exports, duplicate checks and one
+bulk insert for signatures gathered on paper. Keyword-only arguments, plain results."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Table, case, func, insert, null, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Signature, User, VolunteerCode
+from db.queries import SignatureFilter
+
+_SIGNATURES: Table = Signature.__table__  # type: ignore[assignment]
+_USERS: Table = User.__table__  # type: ignore[assignment]
+_CODES: Table = VolunteerCode.__table__  # type: ignore[assignment]
+
+# Rows fetched per trip: large enough that the per-trip cost vanishes, small enough that a
+# batch of decoded rows stays a few hundred kilobytes.
+FETCH = 2_000
+# Rows per INSERT statement (SQLite allows 32,766 bound parameters; 14 columns each).
+INSERT_BATCH = 1_000
+_IN_CHUNK = 500  # values per IN (...) list
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One signature as an export shows it (contacts still sealed)."""
+
+    number: int | None  # its place among counted signatures, as the signer was told; None
+    # when it was set aside
+    signed_at: datetime
+    full_name: str
+    country: str
+    region: str | None
+    birth_province: str
+    language: str
+    channel: str
+    source: str
+    referrer_code: str | None
+    updates_opt_in: bool
+    phone: str | None
+    email: str | None
+    invalidated_at: datetime | None
+
+
+async def stream_signatures(
+    session: AsyncSession,
+    *,
+    where: SignatureFilter,
+    include_invalidated: bool = False,
+    with_contacts: bool = False,
+) -> AsyncIterator[ExportRow]:
+    """The signatures a filter matches, oldest first, fetched a batch at a time (a
+    server-side cursor): a hundred thousand rows never sit in memory together.
+
+    The number is the running count of counted signatures up to each one, over the whole
+    table (so a filtered export keeps the numbers signers were given)."""
+    s = _SIGNATURES.c
+    counted = s.invalidated_at.is_(None)
+    numbered = select(
+        s.id,
+        func.sum(case((counted, 1), else_=0)).over(order_by=s.id).label("number"),
+        s.created_at, s.full_name, s.country, s.region, s.birth_province, s.language,
+        s.channel, s.source, s.referrer_code, s.updates_opt_in,
+        s.phone if with_contacts else _null(s.phone),
+        s.email if with_contacts else _null(s.email),
+        s.invalidated_at,
+    ).subquery("numbered")  # fmt: skip
+    c = numbered.c
+    conditions: list[Any] = []
+    if not include_invalidated:
+        conditions.append(c.invalidated_at.is_(None))
+    if where.country:
+        conditions.append(c.country == where.country)
+    if where.code:
+        conditions.append(c.referrer_code == where.code)
+    if where.since:
+        conditions.append(c.created_at >= where.since)
+    if where.until:
+        conditions.append(c.created_at < where.until)
+    query = (
+        select(*(column for column in c if column.name != "id"))
+        .where(*conditions)
+        .order_by(c.id)
+        .execution_options(yield_per=FETCH)
+    )
+    result = await session.stream(query)
+    async for partition in result.partitions():
+        for row in partition:
+            yield _export_row(row)
+
+
+def _null(column: Any) -> Any:
+    # Contacts not asked for are never read from the database at all.
+    return null().label(column.name)
+
+
+def _export_row(row: Row[Any]) -> ExportRow:
+    number, signed_at, name, country, region, birth, language, channel, source, code, news, \
+        phone, email, invalidated_at = tuple(row)  # fmt: skip
+    return ExportRow(
+        number=int(number) if invalidated_at is None else None,
+        signed_at=signed_at, full_name=name, country=country, region=region,
+        birth_province=birth, language=language, channel=channel, source=source,
+        referrer_code=code, updates_opt_in=bool(news), phone=phone, email=email,
+        invalidated_at=invalidated_at,
+    )  # fmt: skip
+
+
+async def known_contact_hashes(session: AsyncSession, *, hashes: Iterable[str]) -> set[str]:
+    """Which of these contact fingerprints an existing signature already has."""
+    wanted = sorted(set(hashes))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        rows = await session.execute(
+            select(_SIGNATURES.c.contact_hash).where(_SIGNATURES.c.contact_hash.in_(chunk))
+        )
+        found.update(value for (value,) in rows)
+    return found
+
+
+async def stream_identities(
+    session: AsyncSession, *, countries: Iterable[str]
+) -> AsyncIterator[tuple[str, str, str | None, str]]:
+    """(name, country, region, birth province) of the signatures from these countries, a
+    batch at a time: what tells a paper signature already given in the chat."""
+    wanted = sorted(set(countries))
+    s = _SIGNATURES.c
+    for start in range(0, len(wanted), _IN_CHUNK):
+        query = (
+            select(s.full_name, s.country, s.region, s.birth_province)
+            .where(s.country.in_(wanted[start : start + _IN_CHUNK]))
+            .execution_options(yield_per=FETCH)
+        )
+        result = await session.stream(query)
+        async for partition in result.partitions():
+            for name, country, region, birth in partition:
+                yield name, country, region, birth
+
+
+async def known_codes(session: AsyncSession, *, codes: Iterable[str]) -> set[str]:
+    """Which of these codes are share codes: a volunteer's, or a signer's personal one."""
+    wanted = sorted(set(codes))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        for column in (_CODES.c.code, _USERS.c.share_code):
+            rows = await session.execute(select(column).where(column.in_(chunk)))
+            found.update(value for (value,) in rows)
+    return found
+
+
+async def add_signatures(session: AsyncSession, *, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert signatures that belong to no chat user (gathered on paper), in batches, in the
+    caller's transaction; returns how many."""
+    statement = insert(_SIGNATURES)
+    for start in range(0, len(rows), INSERT_BATCH):
+        await session.execute(statement, list(rows[start : start + INSERT_BATCH]))
+    return len(rows)
