@@ -32,7 +32,12 @@ TOP_REGIONS = 5
 LONGEST_PLACE = 40  # a typed region is cut to this many characters
 
 LANGUAGE_NAMES = {"km": N_("Khmer"), "en": N_("English")}
-CHANNEL_NAMES = {"telegram": "Telegram", "messenger": "Messenger", "console": N_("Console")}
+CHANNEL_NAMES = {
+    "telegram": "Telegram",
+    "messenger": "Messenger",
+    "console": N_("Console"),
+    "paper": N_("On paper"),  # imported with `petitionbot import`
+}
 SOURCE_NAMES = {"chat": N_("In the chat"), "import": N_("Imported from paper")}
 # Where people who have not signed are, in the order of the flow.
 STOPS = {
