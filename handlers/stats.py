@@ -8,7 +8,6 @@ funnel and the top share codes. Numbers are written in the admin's language.
 from __future__ import annotations
 
 import html
-import logging
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TypeVar
@@ -21,8 +20,6 @@ from db.models import utcnow
 from db.stats import Figures, figures
 from handlers import admin, places
 from handlers.base import Attachment, Context, Incoming, Reply
-
-logger = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 4096  # Telegram's limit for one message
 TOP_COUNTRIES = 10
@@ -186,10 +183,10 @@ def _how(ctx: Context, found: Figures) -> list[str]:
         (_("📱 Channel"), found.by_channel, CHANNEL_NAMES),
         (_("✍️ Source"), found.by_source, SOURCE_NAMES),
     ):
-        lines += ["<b>" + title + "</b>"]
-        lines += [_line(ctx, named(names)(key), count, found.total) for key, count in rows]
-        lines += [_("No signatures yet.")] if not rows else []
-        lines.append("")
+        if rows:  # none before the first signature
+            lines += ["<b>" + title + "</b>"]
+            lines += [_line(ctx, named(names)(key), count, found.total) for key, count in rows]
+            lines.append("")
 
     funnel = found.funnel
     lines += [

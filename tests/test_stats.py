@@ -276,7 +276,10 @@ async def test_an_empty_campaign_gets_zeros_and_a_chart(admin_app: App) -> None:
     assert "Counted signatures: <b>0</b> of the goal of 10,000 (0%)" in headline
     assert "Set aside" not in headline
     assert where == "<b>🌍 Where signers live</b>\nNo signatures yet."
-    assert "• Wrote to the bot: 1\n• Agreed to the petition text: 0 (0%)" in how
+    assert how.startswith(
+        "<b>🚦 From the first message to the signature</b>\n• Wrote to the bot: 1\n"
+    )
+    assert "• Agreed to the petition text: 0 (0%)\n• Signed: 0 (0%)" in how
     assert "No signature came through a share code yet." in how
     assert replies[0].attachment is not None
     assert replies[0].attachment.data
