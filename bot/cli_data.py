@@ -117,8 +117,7 @@ def export_filter(args: argparse.Namespace) -> Any:
     if args.country:
         country, close = places.match_country(args.country)
         if country is None:
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ValueError(f"--country: no country {args.country!r}{hint}")
+            raise ValueError(f"--country: no country {args.country!r}{_suggest(close)}")
     until = _day(args.until, "--until")
     return SignatureFilter(
         country=country,
@@ -126,6 +125,13 @@ def export_filter(args: argparse.Namespace) -> Any:
         since=_day(args.since, "--since"),
         until=until + timedelta(days=1) if until else None,  # the whole last day
     )
+
+
+def _suggest(codes: list[str]) -> str:
+    from handlers import places
+
+    names = [f"{places.country_name(code, 'en')} ({code})" for code in codes]
+    return f" (did you mean {' or '.join(names)}?)" if names else ""
 
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
@@ -325,6 +331,7 @@ class PaperSignature:
     day: date
     code: str | None
     language: str
+    dropped_contact: bool = False  # it had one, left out (no keys, --drop-contacts)
 
     def name_key(self) -> tuple[str, str, str, str]:
         """What tells the same person without a contact: name, country, region, birthplace."""
@@ -374,7 +381,6 @@ class RowChecker:
     order: str | None
     contacts_allowed: bool  # keys are set
     drop_contacts: bool
-    dropped: int = 0
 
     def check(self, number: int, cells: list[str]) -> PaperSignature | list[str]:
         """The signature a row holds, or every reason it cannot be taken."""
@@ -396,8 +402,7 @@ class RowChecker:
             if not cell("country"):
                 problems.append("country: empty")
             else:
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                problems.append(f"country: no country {cell('country')!r}{hint}")
+                problems.append(f"country: no country {cell('country')!r}{_suggest(close)}")
         region = None
         if cell("region"):
             region = validation.check_short_text(cell("region"))
@@ -406,7 +411,7 @@ class RowChecker:
             elif country is not None:
                 region = places.canonical_region(country, region)
         birth = self._birthplace(cell("birthplace"), problems)
-        phone, email = self._contacts(cell("phone"), cell("email"), country, problems)
+        phone, email, dropped = self._contacts(cell("phone"), cell("email"), country, problems)
         day = self._day(cell("date"), problems)
         code = cell("code") or None
         if code is not None and not _CODE.fullmatch(code):
@@ -419,7 +424,7 @@ class RowChecker:
         return PaperSignature(
             row=number, name=name, country=country, region=region, birth=birth,
             phone=phone, email=email, day=day, code=code,
-            language=language or ("km" if _has_khmer(name) else "en"),
+            language=language or ("km" if _has_khmer(name) else "en"), dropped_contact=dropped,
         )  # fmt: skip
 
     def _birthplace(self, text: str, problems: list[str]) -> str | None:
@@ -437,27 +442,25 @@ class RowChecker:
 
     def _contacts(
         self, phone_text: str, email_text: str, country: str | None, problems: list[str]
-    ) -> tuple[str | None, str | None]:
+    ) -> tuple[str | None, str | None, bool]:
         from handlers import validation
 
         if not phone_text and not email_text:
-            return None, None
+            return None, None, False
         if not self.contacts_allowed:
-            if self.drop_contacts:
-                self.dropped += 1
-                return None, None
-            problems.append(
-                "phone/e-mail: DATA_KEY and HASH_KEY are not set, so contacts cannot be kept "
-                "(add --drop-contacts to leave them out)"
-            )
-            return None, None
+            if not self.drop_contacts:
+                problems.append(
+                    "phone/e-mail: DATA_KEY and HASH_KEY are not set, so contacts cannot be "
+                    "kept (add --drop-contacts to leave them out)"
+                )
+            return None, None, True
         phone = validation.parse_phone(phone_text, country) if phone_text else None
         if phone_text and phone is None:
             problems.append("phone: not a phone number")
         email = validation.parse_email(email_text) if email_text else None
         if email_text and email is None:
             problems.append("e-mail: not an e-mail address")
-        return phone, email
+        return phone, email, False
 
     def _day(self, text: str, problems: list[str]) -> date | None:
         if not text:
@@ -520,7 +523,6 @@ async def plan_import(
             accepted.append(result)
         else:
             plan.rejected.append((number, "; ".join(result)))
-    plan.dropped_contacts = checker.dropped
 
     def prints(signature: PaperSignature) -> list[str]:
         if cipher is None:
@@ -567,6 +569,7 @@ async def plan_import(
             plan.new.append(signature)
         for value in [*contact, signature.name_key()]:
             first_row.setdefault(value, signature.row)
+    plan.dropped_contacts = sum(1 for signature in plan.new if signature.dropped_contact)
     codes = Counter(signature.code for signature in plan.new if signature.code)
     known = await db_exports.known_codes(session, codes=codes)
     plan.unknown_codes = Counter({code: n for code, n in codes.items() if code not in known})
