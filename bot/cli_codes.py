@@ -6,12 +6,9 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.config import Settings
-
-if TYPE_CHECKING:
-    from db.codes import FoundCode
 
 FORMATS = (".png", ".svg")
 
@@ -32,8 +29,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int | None:
     """Run the subcommand if it is one of this module's; None otherwise."""
     if args.command != "qr":
         return None
-    from bot import qr
-
     out: Path = args.out
     kind = out.suffix.lower()
     if args.link and args.code:
@@ -50,50 +45,38 @@ def run(args: argparse.Namespace, settings: Settings) -> int | None:
             file=sys.stderr,
         )
         return 2
-    found = asyncio.run(_find(settings, args.code)) if args.code else None
-    if args.code and found is None:
-        print(
-            f"There is no share code {args.code}: /codes in the chat lists them.", file=sys.stderr
-        )
-        return 1
-    link = f"https://t.me/{username}" + (f"?start={found.code}" if found else "")
-    poster = qr.make_poster(link, found.name if found else None)
-    try:
-        out.write_bytes(poster.png if kind == ".png" else poster.svg)
-    except OSError as error:
-        print(f"--out: cannot write {out}: {error.strerror}", file=sys.stderr)
-        return 1
-    asyncio.run(_record(settings, found, kind[1:]))
-    print(f"{out}: the QR code of {link} ({poster.version}), for A4 at 300 dpi")
-    if found and found.name and kind == ".png" and not poster.titled:
-        print("The name is not on the PNG (no font for it here); the SVG shows it.")
-    return 0
+    return asyncio.run(_poster(settings, code=args.code, username=username, out=out))
 
 
-async def _find(settings: Settings, code: str) -> FoundCode | None:
+async def _poster(settings: Settings, *, code: str | None, username: str, out: Path) -> int:
+    """Look the code up, write its poster and record that in the audit log, at once."""
+    from bot import qr
     from bot.cli import _in_transaction
-    from db import codes
+    from db import codes, queries
 
-    found: list[FoundCode] = []
-
-    async def look_up(session: Any) -> int:
-        each = await codes.find_code(session, code=code)
-        if each is None and code.lower() != code:
-            each = await codes.find_code(session, code=code.lower())  # typed in capitals
-        found.extend([each] if each else [])
-        return 0
-
-    await _in_transaction(settings, look_up)
-    return found[0] if found else None
-
-
-async def _record(settings: Settings, found: FoundCode | None, file_kind: str) -> None:
-    from bot.cli import _in_transaction
-    from db import queries
-
-    async def record(session: Any) -> int:
+    async def task(session: Any) -> int:
+        found = None
+        if code is not None:
+            found = await codes.find_code(session, code=code)
+            if found is None and code.lower() != code:
+                found = await codes.find_code(session, code=code.lower())  # typed in capitals
+            if found is None:
+                print(f"There is no share code {code}: /codes in the chat lists them.",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+        link = f"https://t.me/{username}" + (f"?start={found.code}" if found else "")
+        poster = await asyncio.to_thread(qr.make_poster, link, found.name if found else None)
+        kind = out.suffix.lower()[1:]
+        try:
+            await asyncio.to_thread(out.write_bytes, poster.png if kind == "png" else poster.svg)
+        except OSError as error:
+            print(f"--out: cannot write {out}: {error.strerror}", file=sys.stderr)
+            return 1
         detail = {"code": found.code, "kind": found.kind} if found else {"kind": "bot"}
-        await queries.audit(session, actor="shell", action="qr", file=file_kind, **detail)
+        await queries.audit(session, actor="shell", action="qr", file=kind, **detail)
+        print(f"{out}: the QR code of {link} ({poster.version}), for A4 at 300 dpi")
+        if found and found.name and kind == "png" and not poster.titled:
+            print("The name is not on the PNG (no font for it here); the SVG shows it.")
         return 0
 
-    await _in_transaction(settings, record)
+    return await _in_transaction(settings, task)
