@@ -142,7 +142,7 @@ def _places(ctx: Context, found: Figures) -> list[str]:
     lines = ["<b>" + _("🌍 Where signers live") + "</b>"]
     lines += _ranked_lines(
         ctx, found.by_country, country, found.total,
-        top=TOP_COUNTRIES, others=_("{count} other countries"),
+        top=TOP_COUNTRIES, others=_("Other countries ({count})"),
     )  # fmt: skip
     regions = []
     for code, _count in found.by_country[:REGION_COUNTRIES]:
@@ -165,7 +165,7 @@ def _places(ctx: Context, found: Figures) -> list[str]:
     lines += ["", "<b>" + _("🏠 Province of birth") + "</b>"]
     lines += _ranked_lines(
         ctx, found.by_province, province, found.total,
-        top=TOP_PROVINCES, others=_("{count} other provinces"),
+        top=TOP_PROVINCES, others=_("Other provinces ({count})"),
     )  # fmt: skip
     return lines
 
@@ -202,7 +202,7 @@ def _how(ctx: Context, found: Figures) -> list[str]:
             groups[_stop_group(step, agreed)] += count
         lines += [
             "",
-            "<b>" + _("Where the {count} who have not signed are now").format(
+            "<b>" + _("Not signed yet ({count}): where they stopped").format(
                 count=format_number(waiting, language)
             ) + "</b>",
         ]  # fmt: skip

@@ -197,7 +197,7 @@ Set aside by an admin, not counted: 1
 • Agreed to the petition text: 11 (69%)
 • Signed: 6 (38%)
 
-<b>Where the 9 who have not signed are now</b>
+<b>Not signed yet (9): where they stopped</b>
 • Have not chosen a language: 2 (22%)
 • Saw the petition, did not start signing: 2 (22%)
 • Reading the petition text, not agreed yet: 1 (11%)
@@ -412,3 +412,26 @@ async def test_without_the_khmer_font_the_chart_is_english_and_it_is_logged_once
     assert first[0].attachment.data is not None
     with Image.open(io.BytesIO(first[0].attachment.data)) as image:
         assert image.size == (chart.WIDTH, chart.HEIGHT)
+
+
+async def test_beyond_the_top_ten_countries_and_five_regions_the_rest_is_summed(
+    admin_app: App,
+) -> None:
+    await seed(admin_app, admin_language="en")  # US 4, FR 2, AU 1, KH 1: 21 in all here
+    when = MIDNIGHT - timedelta(days=2)
+    more = [
+        _signature(None, "US", region, "12", "en", "paper", news=False, code=None, when=when)
+        for region in ("Ohio", "Utah", "Iowa", "Maine")
+    ] + [
+        _signature(None, country, None, "12", "en", "paper", news=False, code=None, when=when)
+        for country in ("BE", "CA", "CH", "DE", "GB", "JP", "KR", "NZ", "TH")
+    ]  # fmt: skip
+    async with admin_app.conversation.sessions() as session:
+        await session.execute(insert(Signature), more)
+        await session.commit()
+
+    where = (await console_stats(admin_app))[1].text
+    assert "• Cambodia: 1 (4.8%)\n• Other countries (3): 3 (14%)\n" in where
+    assert (
+        "• <i>United States</i>: California 2 · Iowa 1 · Maine 1 · Ohio 1 · Texas 1 · elsewhere 2\n"
+    ) in where
