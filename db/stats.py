@@ -3,9 +3,8 @@
 Six statements, whatever the number of signatures: the totals split by language, channel,
 source and news; countries with their regions; provinces of birth; signatures per day (which
 also give today, the last 7 and the last 30 days); the top share codes; the users who have
-not signed, by step. Days are UTC days,
-computed from the epoch in SQL so that SQLite and PostgreSQL agree whatever the server's
-time zone.
+not signed, by step. Days are UTC days, computed from the epoch in SQL so that SQLite and
+PostgreSQL agree whatever the server's time zone.
 """
 
 from __future__ import annotations
