@@ -21,7 +21,7 @@ import importlib.util
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import segno
@@ -52,6 +52,7 @@ class Poster:
     version: str  # the QR symbol's version and error level, e.g. "5-Q"
 
 
+@lru_cache(maxsize=32)  # a volunteer asks for the same poster again: no second render
 def make_poster(link: str, title: str | None = None) -> Poster:
     """The QR code of `link` on an A4-wide page, the link under it and `title` over it."""
     symbol = segno.make(link, error="q", boost_error=True, micro=False)

@@ -153,6 +153,7 @@ async def _poster_for(ctx: Context, argument: str) -> list[Reply]:
 
 def bot_link(ctx: Context) -> str | None:
     """The bot's own link, without a share code (None when the bot's name is unknown)."""
+    # The channel knows its bot's address only as share links: take one, drop its code.
     link = ctx.share_link("x")
     if link is None:
         return None
