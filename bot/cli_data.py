@@ -179,8 +179,10 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     async def task(session: Any) -> int:
+        # The temporary file's own file object: its wrapper would relay every write.
+        raw = out if target is None else out.file  # type: ignore[attr-defined]
         count = await write_export(
-            session, out, request, gettext=gettext, language=args.language, cipher=cipher
+            session, raw, request, gettext=gettext, language=args.language, cipher=cipher
         )
         out.flush()
         await audit_export(

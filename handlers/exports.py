@@ -83,11 +83,9 @@ def columns(
 
 def _when(moment: datetime) -> str:
     # SQLite hands back naive datetimes, PostgreSQL aware ones: both are UTC.
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-        if moment.tzinfo
-        else (moment.strftime("%Y-%m-%d %H:%M:%S"))
-    )
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(" ", "seconds")
 
 
 class _Cells:
@@ -102,6 +100,7 @@ class _Cells:
         self.yes, self.no = gettext("yes"), gettext("no")
         self.language = language
         self.cipher = cipher
+        self.unreadable = 0  # contacts none of the keys opens (a key dropped too early)
 
     def __call__(self, row: db_exports.ExportRow, *, include_invalidated: bool) -> list[Any]:
         country = self.countries.get(row.country)
@@ -109,20 +108,24 @@ class _Cells:
             country = self.countries[row.country] = places.country_name(row.country, self.language)
         cells: list[Any] = [
             row.number, _when(row.signed_at), row.full_name, row.country, country,
-            row.region or "", self.provinces.get(row.birth_province, row.birth_province),
+            row.region, self.provinces.get(row.birth_province, row.birth_province),
             self.languages.get(row.language, row.language), row.channel, row.source,
-            row.referrer_code or "", self.yes if row.updates_opt_in else self.no,
+            row.referrer_code, self.yes if row.updates_opt_in else self.no,
         ]  # fmt: skip
         if self.cipher is not None:
             cells += [self._open(row.phone), self._open(row.email)]
         if include_invalidated:
-            cells.append(_when(row.invalidated_at) if row.invalidated_at else "")
+            cells.append(_when(row.invalidated_at) if row.invalidated_at else None)
         return cells
 
-    def _open(self, token: str | None) -> str:
+    def _open(self, token: str | None) -> str | None:
+        # Empty cells stay empty (None): an XLSX file then does not store them at all.
         if not token or self.cipher is None:
-            return ""
-        return self.cipher.open(token) or ""
+            return None
+        found = self.cipher.open(token)
+        if found is None:
+            self.unreadable += 1
+        return found
 
 
 async def write_export(
@@ -160,6 +163,10 @@ async def write_export(
         sheet.write(cells(row, include_invalidated=request.include_invalidated))
         count += 1
     sheet.close()
+    if cells.unreadable:
+        logger.warning(
+            "%d contacts could not be decrypted with the keys in DATA_KEY", cells.unreadable
+        )
     return count
 
 
