@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 
 from bot.text import format_day
+from db import broadcasts as broadcast_store
 from db import queries
-from handlers import signing
+from handlers import broadcasts, signing
 from handlers.base import Button, Context, Incoming, Kind, Reply
 
 COMMANDS = frozenset({"mydata", "delete", "stop", "privacy"})
@@ -95,11 +96,20 @@ async def my_data(ctx: Context) -> Reply:
 
 
 async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
-    """/mydata, /delete, /stop, /privacy and the "news again" button."""
+    """/mydata, /delete, /stop, /privacy, the news buttons, and news offered again on /start."""
     _ = ctx.gettext
+    # Composing a broadcast takes any input (photos, forwarded and long texts) at its own
+    # steps, which the signing flow would refuse: it is asked first. Admins only.
+    composing = await broadcasts.handle_step(ctx, incoming)
+    if composing is not None:
+        return composing
     if incoming.kind is Kind.BUTTON and incoming.text == "n:on":
         await _news(ctx, on=True)
         return [Reply(_("You will receive news from the campaign again. /stop ends them."))]
+    if incoming.kind is Kind.BUTTON and incoming.text == broadcasts.STOP_PAYLOAD:
+        return [await _stop(ctx), *signing.reminder(ctx)]
+    if incoming.kind is Kind.COMMAND and incoming.command == "start":
+        return await _start_again(ctx, incoming)
     if incoming.kind is not Kind.COMMAND or incoming.command not in COMMANDS:
         return None
     if incoming.command == "privacy":
@@ -107,14 +117,38 @@ async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
     if incoming.command == "mydata":
         return [await my_data(ctx), *signing.reminder(ctx)]
     if incoming.command == "stop":
-        await _news(ctx, on=False)
-        text = _("You will not receive news from the campaign any more.")
-        return [Reply(text, [[Button(_("🔔 Receive news again"), "n:on")]])]
+        return [await _stop(ctx)]
     ctx.user.draft = {}
     ctx.user.step = "delete_confirm"
     return [_ask_delete(ctx)]
 
 
+async def _stop(ctx: Context) -> Reply:
+    _ = ctx.gettext
+    await _news(ctx, on=False)
+    text = _("You will not receive news from the campaign any more.")
+    return Reply(text, [[Button(_("🔔 Receive news again"), "n:on")]])
+
+
+async def _start_again(ctx: Context, incoming: Incoming) -> list[Reply] | None:
+    """/start from someone who gets no news and has not signed: the welcome, then an offer
+    to receive news (signers see the same button under their signature)."""
+    if ctx.user.updates_opt_in or ctx.user.signature_id is not None:
+        return None
+    if ctx.user.step in signing.FLOW_STEPS:
+        return None
+    replies = await signing.handle(ctx, incoming) or []
+    _ = ctx.gettext
+    offer = _(
+        "Would you like news from the campaign now and then? You can stop them at any time "
+        "with /stop."
+    )
+    return [*replies, Reply(offer, [[Button(_("🔔 Receive news"), "n:on")]])]
+
+
 async def _news(ctx: Context, *, on: bool) -> None:
     ctx.user.updates_opt_in = on
     await queries.set_signature_news(ctx.session, user_id=ctx.user.id, on=on)
+    if on:
+        # They asked for news: whatever the platform said about them before, try again.
+        await broadcast_store.set_reachable(ctx.session, user_id=ctx.user.id)

@@ -3,6 +3,10 @@
 It speaks the Bot API's wire format (`/bot<token>/<method>`, JSON, urlencoded or multipart
 bodies, `{"ok": ..., "result": ...}` answers), so the bot's own aiohttp session, form
 encoding and response parsing are exercised, not replaced.
+
+For broadcasts it behaves like the platform under load: sends can take `latency` seconds,
+answer 429 with `retry_after` (`throttle`), 403 for chosen chats (`forbid`) and 502 at
+random (`error_rate`); `deliveries` lists the messages it accepted, with its own clock.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -32,14 +38,52 @@ LONG_POLL_CAP = 1.0
 NOT_IN_FAKE = "method not in fake"
 
 Params = dict[str, Any]
+SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
+BLOCKED = "Forbidden: bot was blocked by the user"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message the fake accepted: when its request arrived (time.monotonic), how, where."""
+
+    at: float
+    method: str
+    chat_id: str
+    text: str
+    paid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A send the fake refused, and when its request arrived."""
+
+    at: float
+    method: str
+    chat_id: str
+    status: int
 
 
 class FakeBotAPI:
     """`async with FakeBotAPI() as server:`; then point the bot at `server.url`."""
 
-    def __init__(self, *, token: str | None = None, long_poll_cap: float = LONG_POLL_CAP) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        long_poll_cap: float = LONG_POLL_CAP,
+        latency: float = 0.0,
+        error_rate: float = 0.0,
+        seed: int = 1,
+    ) -> None:
         self.token = token
         self.long_poll_cap = long_poll_cap
+        self.latency = latency  # seconds before a send is answered
+        self.error_rate = error_rate  # share of sends answered 502 Bad Gateway
+        self._random = random.Random(seed)
+        self.deliveries: list[Delivery] = []
+        self.refusals: list[Refusal] = []
+        self._forbidden: dict[str, str] = {}
+        self._throttled: list[int] = []
         self.url = ""
         self.calls: list[tuple[str, Params]] = []
         self._updates: list[dict[str, Any]] = []
@@ -59,9 +103,13 @@ class FakeBotAPI:
             "setWebhook": self._true,
             "setMyCommands": self._true,
             "sendMessage": self._send_message,
+            "sendPhoto": self._send_photo,
+            "sendDocument": self._send_document,
             "answerCallbackQuery": self._true,
             "editMessageReplyMarkup": self._edit_reply_markup,
+            "editMessageText": self._edit_text,
         }
+        self._file_ids = itertools.count(1)
         # Bot API method names are case-insensitive.
         self._by_lower = {name.lower(): name for name in self._methods}
 
@@ -114,6 +162,19 @@ class FakeBotAPI:
         """From now on answer `method` with this error instead of its result."""
         self._failures[method] = (status, description)
 
+    def forbid(self, chat_id: int | str, description: str = BLOCKED) -> None:
+        """Answer every send to this chat with 403 (the person blocked the bot)."""
+        self._forbidden[str(chat_id)] = description
+
+    def throttle(self, retry_after: int, times: int = 1, after: int = 0) -> None:
+        """After `after` more sends, answer `times` sends with 429 Too Many Requests and
+        `retry_after` seconds."""
+        self._throttled += [0] * after + [retry_after] * times
+
+    def delivered(self, chat_id: int | str | None = None) -> list[Delivery]:
+        """The messages accepted so far (optionally to one chat), oldest first."""
+        return [d for d in self.deliveries if chat_id is None or d.chat_id == str(chat_id)]
+
     def params(self, method: str) -> list[Params]:
         """The parameters of every call of `method`, oldest first."""
         return [params for name, params in self.calls if name == method]
@@ -165,17 +226,49 @@ class FakeBotAPI:
             params = await _read_params(request)
         except ValueError as error:
             return _error(400, f"Bad Request: {error}")
+        arrived = time.monotonic()
         self._record(method, params)
         if method in self._failures:
             return _error(*self._failures[method])
         handler = self._methods.get(method)
         if handler is None:
             return _error(400, NOT_IN_FAKE)
+        if method in SEND_METHODS or method == "editMessageText":
+            refused = await self._as_under_load(arrived, method, params)
+            if refused is not None:
+                return refused
         try:
             result = await handler(params)
         except (KeyError, ValueError) as error:
             return _error(400, f"Bad Request: {error}")
+        if method in SEND_METHODS:
+            text = str(params.get("text") or params.get("caption") or "")
+            paid = str(params.get("allow_paid_broadcast", "")).lower() == "true"
+            chat = str(params.get("chat_id"))
+            self.deliveries.append(Delivery(arrived, method, chat, text, paid))
         return web.json_response({"ok": True, "result": result})
+
+    async def _as_under_load(
+        self, arrived: float, method: str, params: Params
+    ) -> web.Response | None:
+        """The platform's delays and refusals: latency, 429, 403 for some chats, random 5xx."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        chat = str(params.get("chat_id"))
+        status, answer = 0, None
+        retry_after = self._throttled.pop(0) if self._throttled else 0
+        if retry_after:
+            status = 429
+            answer = _error(
+                429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
+            )
+        elif chat in self._forbidden and method in SEND_METHODS:
+            status, answer = 403, _error(403, self._forbidden[chat])
+        elif self.error_rate and self._random.random() < self.error_rate:
+            status, answer = 502, _error(502, "Bad Gateway")
+        if answer is not None:
+            self.refusals.append(Refusal(arrived, method, chat, status))
+        return answer
 
     async def _true(self, _params: Params) -> Any:
         return True
@@ -217,6 +310,56 @@ class FakeBotAPI:
             message["reply_markup"] = markup
         return message
 
+    def _message(self, params: Params, **fields: Any) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids),
+            "from": BOT_USER,
+            "date": int(time.time()),
+            "chat": _private_chat(params["chat_id"]),
+            **fields,
+        }
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = markup
+        if params.get("caption"):
+            message["caption"] = params["caption"]
+        return message
+
+    def _file_id(self, sent: Any, kind: str) -> str:
+        # An upload comes as a file (the fake keeps its name and size); a reuse as an id.
+        if isinstance(sent, str) and sent:
+            return sent
+        if isinstance(sent, dict) and sent.get("size"):
+            return f"{kind}-file-{next(self._file_ids)}"
+        raise ValueError(f"there is no {kind} in the request")
+
+    async def _send_photo(self, params: Params) -> Any:
+        file_id = self._file_id(params.get("photo"), "photo")
+        sizes = [{"file_id": file_id, "file_unique_id": f"u-{file_id}", "width": 800,
+                  "height": 600}]  # fmt: skip
+        return self._message(params, photo=sizes)
+
+    async def _send_document(self, params: Params) -> Any:
+        sent = params.get("document")
+        file_id = self._file_id(sent, "document")
+        document = {"file_id": file_id, "file_unique_id": f"u-{file_id}"}
+        if isinstance(sent, dict) and sent.get("filename"):
+            document["file_name"] = sent["filename"]
+        return self._message(params, document=document)
+
+    async def _edit_text(self, params: Params) -> Any:
+        text = params["text"]
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("message text is empty")
+        return {
+            "message_id": int(params["message_id"]),
+            "from": BOT_USER,
+            "date": int(time.time()),
+            "chat": _private_chat(params["chat_id"]),
+            "edit_date": int(time.time()),
+            "text": text,
+        }
+
     async def _edit_reply_markup(self, params: Params) -> Any:
         if "inline_message_id" in params:
             return True
@@ -241,10 +384,11 @@ def _private_chat(chat_id: Any) -> dict[str, Any]:
         raise ValueError("chat not found") from None
 
 
-def _error(status: int, description: str) -> web.Response:
-    return web.json_response(
-        {"ok": False, "error_code": status, "description": description}, status=status
-    )
+def _error(status: int, description: str, *, retry_after: int | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return web.json_response(body, status=status)
 
 
 def _decode(value: str) -> Any:

@@ -33,6 +33,7 @@ from handlers.base import Button, Incoming, Kind, Reply
 if TYPE_CHECKING:
     # Only for annotations: `messenger setup` then runs without loading the database layer.
     from bot.app import App
+    from bot.broadcast import Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -256,15 +257,28 @@ class GraphClient:
             await self._session.close()
             self._session = None
 
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """POST `body` to `path` ("me/messages"); the answer, or None after logging why not."""
+    def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+        return self._session
+
+    async def attempt(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+        """One POST, not retried: (HTTP status, the answer, its Retry-After header or "").
+        Network failures and timeouts raise."""
+        async with self._client().post(
+            f"{self._base}/{path}", json=body, params={"access_token": self._token}
+        ) as response:
+            answer = await _json(response)
+            return response.status, answer, response.headers.get("Retry-After", "")
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """POST `body` to `path` ("me/messages"); the answer, or None after logging why not."""
+        session = self._client()
         for attempt in range(self.tries):
             last = attempt == self.tries - 1
             delay = self.backoff * 2**attempt
             try:
-                async with self._session.post(
+                async with session.post(
                     f"{self._base}/{path}", json=body, params={"access_token": self._token}
                 ) as response:
                     answer = await _json(response)
@@ -476,6 +490,75 @@ class MessengerChannel:
         return await self.client.post("me/messages", body) is not None
 
 
+# ---------------------------------------------------------------- broadcasts
+
+# Send API errors that mean the person cannot be written to any more, or not now.
+_GONE_CODES = {551}  # "This person isn't available right now."
+_GONE_SUBCODES = {1545041}
+_OUTSIDE_WINDOW_SUBCODE = 2018278
+
+
+def broadcast_outcome(status: int, answer: dict[str, Any], retry_after: str) -> Outcome:
+    """What a Send API answer means for a broadcast message."""
+    from bot.broadcast import Outcome
+    from db.broadcasts import OUTSIDE_WINDOW
+
+    if status == 200:
+        return Outcome("sent", message_id=str(answer.get("message_id") or "") or None)
+    found = answer.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    code, subcode = error.get("code"), error.get("error_subcode")
+    message = str(error.get("message") or f"HTTP {status}")
+    if code in _GONE_CODES or subcode in _GONE_SUBCODES:
+        return Outcome("blocked", error=message)
+    if subcode == _OUTSIDE_WINDOW_SUBCODE:
+        return Outcome("skipped", error=OUTSIDE_WINDOW)
+    if status == 429 or code in (4, 17, 32, 613):
+        return Outcome("again", error=message, retry_after=_retry_after(retry_after, 10.0))
+    if status >= 500 or code in _TEMPORARY_CODES:
+        return Outcome("retry", error=message)
+    return Outcome("failed", error=message)
+
+
+class MessengerOutlet:
+    """Broadcasts to Messenger people (bot/broadcast.py): the text, and a "stop" quick reply.
+
+    Messenger allows them only within 24 hours of the person's last message: the outbox
+    skips the others before they get here. Photos and documents are Telegram files, so on
+    Messenger the caption goes out alone.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.client = GraphClient(settings, tries=1)
+
+    async def send(self, external_id: str, reply: Reply, *, paid: bool) -> Outcome:
+        """Send one broadcast message; what the platform said (never raises)."""
+        from bot.broadcast import Outcome
+
+        pieces = split_text(plain_text(reply.text))
+        if not pieces:
+            return Outcome("skipped", error="messenger: a file without text cannot go out there")
+        options = [_text_option(button) for button in reply.options()][:MAX_QUICK_REPLIES]
+        outcome = Outcome("skipped")
+        for number, piece in enumerate(pieces, start=1):
+            message: dict[str, Any] = {"text": piece}
+            if number == len(pieces) and options:
+                message["quick_replies"] = options
+            body = {"recipient": {"id": external_id}, "messaging_type": "UPDATE",
+                    "message": message}  # fmt: skip
+            try:
+                outcome = broadcast_outcome(*await self.client.attempt("me/messages", body))
+            except (aiohttp.ClientError, TimeoutError) as problem:
+                return Outcome("retry", error=type(problem).__name__)
+            if outcome.status != "sent":
+                return outcome
+        return outcome
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self.client.close()
+
+
 # ---------------------------------------------------------------- serving and page setup
 
 
@@ -516,8 +599,10 @@ async def serving(app: App) -> AsyncIterator[MessengerChannel]:
 
 
 async def run(app: App) -> None:
-    """Messenger alone, until SIGINT or SIGTERM."""
-    async with serving(app):
+    """Messenger alone (and the broadcaster), until SIGINT or SIGTERM."""
+    from bot.broadcast import running_worker
+
+    async with serving(app), running_worker(app):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

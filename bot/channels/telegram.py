@@ -15,12 +15,22 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ChatType, ParseMode
-from aiogram.exceptions import TelegramAPIError
+from aiogram.enums import ChatMemberStatus, ChatType, ParseMode
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import (
     BotCommand,
     BufferedInputFile,
     CallbackQuery,
+    ChatMemberUpdated,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -33,15 +43,19 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.app import App
+from bot.broadcast import Outcome, running_worker
 from bot.config import Settings
 from bot.i18n import N_
 from bot.watch import Watch
+from db import broadcasts as broadcast_store
+from db.models import utcnow
 from handlers.base import Attachment, Button, Incoming, Kind, Media, Reply
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
-ALLOWED_UPDATES = ["message", "callback_query"]
+# my_chat_member: Telegram says when someone blocks the bot (they get no more news).
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 COMMANDS = (
     ("start", N_("Start: read the petition")),
     ("sign", N_("Sign the petition")),
@@ -144,6 +158,7 @@ class TelegramChannel:
         # and that detour let a person's later button press overtake their message.
         self.router.message.register(self.on_message)
         self.router.callback_query.register(self.on_callback)
+        self.router.my_chat_member.register(self.on_member)
 
     async def _process(
         self,
@@ -198,6 +213,25 @@ class TelegramChannel:
         incoming = Incoming.button(query.data or "")
         await self._process(bot, query.from_user.id, chat_id, event_update, incoming, query)
 
+    async def on_member(self, update: ChatMemberUpdated) -> None:
+        """Someone blocked the bot: no more news for them, and not reachable until they
+        write again (unblocking alone changes nothing: they opt in again if they wish)."""
+        if update.chat.type != ChatType.PRIVATE:
+            return
+        if update.new_chat_member.status != ChatMemberStatus.KICKED:
+            return
+        key = f"{CHANNEL}:{update.chat.id}"
+        held = await self.app.conversation.locks(key)  # in the person's turn
+        try:
+            async with self.app.conversation.sessions() as session, session.begin():
+                known = await broadcast_store.mark_unreachable(
+                    session, channel=CHANNEL, external_id=str(update.chat.id), now=utcnow()
+                )
+        finally:
+            held.release()
+        if known:
+            logger.info("a user blocked the bot; they get no more news")
+
     async def send(self, bot: Bot, chat_id: int, replies: list[Reply]) -> None:
         """Send replies in order; a failure is logged, never raised into the dispatcher."""
         for reply in replies:
@@ -229,6 +263,111 @@ async def send_attachment(bot: Bot, chat_id: int, reply: Reply, attachment: Atta
     if caption is None and reply.text:
         sent = await bot.send_message(chat_id, reply.text, reply_markup=to_markup(reply))
     return sent
+
+
+# ---------------------------------------------------------------- broadcasts
+
+BROADCAST_TIMEOUT = 30  # seconds for one send: a slower one is retried later
+
+
+async def send_broadcast(bot: Bot, chat_id: int, reply: Reply, *, paid: bool) -> Message:
+    """One broadcast message: a text, or a photo or document (already on Telegram) with its
+    caption, and the stop button; `paid` lifts the rate limit (allow_paid_broadcast)."""
+    markup = to_markup(reply)
+    extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid else {}
+    attachment = reply.attachment
+    if attachment is not None and attachment.file_id is not None:
+        caption = reply.text or None
+        if attachment.kind == "photo":
+            return await bot.send_photo(
+                chat_id, attachment.file_id, caption=caption, reply_markup=markup, **extra
+            )
+        return await bot.send_document(
+            chat_id, attachment.file_id, caption=caption, reply_markup=markup, **extra
+        )
+    return await bot.send_message(chat_id, reply.text, reply_markup=markup, **extra)
+
+
+class TelegramOutlet:
+    """Broadcasts to Telegram chats, and the admins' progress messages (bot/broadcast.py)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, connections: int = 100) -> TelegramOutlet:
+        """A bot of its own, with room for `connections` sends at once."""
+        api = TelegramAPIServer.from_base(settings.telegram_api_url or "https://api.telegram.org")
+        session = AiohttpSession(api=api, limit=connections, timeout=BROADCAST_TIMEOUT)
+        return cls(build_bot(settings, session=session))
+
+    async def send(self, external_id: str, reply: Reply, *, paid: bool) -> Outcome:
+        """Send one broadcast message; what Telegram said, as an `Outcome` (never raises)."""
+        try:
+            sent = await send_broadcast(self.bot, int(external_id), reply, paid=paid)
+        except TelegramRetryAfter as error:
+            return Outcome("again", error=error.message, retry_after=float(error.retry_after))
+        except TelegramForbiddenError as error:  # blocked the bot, or the account is gone
+            return Outcome("blocked", error=error.message)
+        except TelegramUnauthorizedError as error:
+            # The token is wrong: nobody can be reached. Hold everything, try now and then.
+            logger.error("Telegram refuses the bot token; broadcasts wait")
+            return Outcome("again", error=error.message, retry_after=60.0)
+        except (TelegramServerError, TelegramNetworkError) as error:
+            return Outcome("retry", error=error.message)
+        except ClientDecodeError:
+            return Outcome("retry", error="an answer that is not the Bot API's")
+        except TelegramAPIError as error:  # "chat not found", a bad file id...
+            return Outcome("failed", error=error.message)
+        except (TimeoutError, OSError) as error:
+            return Outcome("retry", error=type(error).__name__)
+        except ValueError:
+            return Outcome("failed", error="not a Telegram chat id")
+        return Outcome("sent", message_id=str(sent.message_id))
+
+    async def post(self, chat: str, text: str) -> str | None:
+        """Send an admin a message; its id, or None (logged)."""
+        try:
+            sent = await self.bot.send_message(int(chat), text)
+        except (TelegramAPIError, ClientDecodeError, TimeoutError, OSError, ValueError) as error:
+            logger.warning("a broadcast report could not be sent: %s", type(error).__name__)
+            return None
+        return str(sent.message_id)
+
+    async def edit(self, chat: str, message_id: str, text: str) -> None:
+        """Replace the text of an admin's progress message (failures are logged)."""
+        try:
+            await self.bot.edit_message_text(
+                text=text, chat_id=int(chat), message_id=int(message_id)
+            )
+        except TelegramBadRequest as error:
+            if "not modified" not in error.message:
+                logger.warning("a broadcast report could not be edited: %s", error.message)
+        except (TelegramAPIError, ClientDecodeError, TimeoutError, OSError, ValueError) as error:
+            logger.warning("a broadcast report could not be edited: %s", type(error).__name__)
+
+    async def upload(self, chat: str, reply: Reply) -> str:
+        """Send `reply` with its file (`attachment.data`) to one chat: the file's id on
+        Telegram, to reuse for every recipient. Raises TelegramAPIError when refused."""
+        attachment = reply.attachment
+        assert attachment is not None
+        assert attachment.data is not None
+        file = BufferedInputFile(attachment.data, filename=attachment.filename)
+        markup = to_markup(reply)
+        caption = reply.text or None
+        if attachment.kind == "photo":
+            sent = await self.bot.send_photo(int(chat), file, caption=caption, reply_markup=markup)
+            if not sent.photo:
+                raise ValueError("Telegram kept no photo")
+            return sent.photo[-1].file_id
+        sent = await self.bot.send_document(int(chat), file, caption=caption, reply_markup=markup)
+        if sent.document is None:
+            raise ValueError("Telegram kept no document")
+        return sent.document.file_id
+
+    async def close(self) -> None:
+        """Close the bot's connections."""
+        await self.bot.session.close()
 
 
 def build_dispatcher(app: App) -> Dispatcher:
@@ -284,7 +423,7 @@ async def run_polling(app: App, stop: asyncio.Event | None = None) -> None:
             logger.warning("deleteWebhook failed: %s", error)
         await set_commands(bot, app)
         logger.info("Telegram long polling started")
-        async with Watch(app, _notifier(bot)).running():
+        async with Watch(app, _notifier(bot)).running(), running_worker(app):
             await _poll(bot, dispatcher, stop)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -392,7 +531,7 @@ async def run_webhook(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with Watch(app, _notifier(bot)).running():
+        async with Watch(app, _notifier(bot)).running(), running_worker(app):
             await stop.wait()
     finally:
         await runner.cleanup()
