@@ -8,6 +8,7 @@ funnel and the top share codes. Numbers are written in the admin's language.
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TypeVar
@@ -20,6 +21,8 @@ from db.models import utcnow
 from db.stats import Figures, figures
 from handlers import admin, places
 from handlers.base import Attachment, Context, Incoming, Reply
+
+logger = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 4096  # Telegram's limit for one message
 TOP_COUNTRIES = 10
@@ -63,9 +66,13 @@ async def stats(ctx: Context, _incoming: Incoming) -> list[Reply]:
     found = await figures(ctx.session, now=now)
     await queries.audit(ctx.session, actor=ctx.actor, action="stats")
     sections = [_headline(ctx, found, now.date()), _places(ctx, found), _how(ctx, found)]
-    photo = Attachment("photo", "stats.png", data=_chart(ctx, found, now.date()))
     replies = [Reply(text) for section in sections for text in split_message(section)]
-    replies[0].attachment = photo
+    try:
+        png = _chart(ctx, found, now.date())
+    except (OSError, ValueError):  # a broken font file, an image library without PNG...
+        logger.exception("the /stats chart could not be drawn; the figures go without it")
+    else:
+        replies[0].attachment = Attachment("photo", "stats.png", data=png)
     return replies
 
 
@@ -189,9 +196,10 @@ def _how(ctx: Context, found: Figures) -> list[str]:
             lines.append("")
 
     funnel = found.funnel
+    wrote = _("Wrote to the bot")  # not inside the f-string: Babel would not find it there
     lines += [
         "<b>" + _("🚦 From the first message to the signature") + "</b>",
-        f"• {_('Wrote to the bot')}{_colon(ctx)} {format_number(funnel.started, language)}",
+        f"• {wrote}{_colon(ctx)} {format_number(funnel.started, language)}",
         _line(ctx, _("Agreed to the petition text"), funnel.agreed, funnel.started),
         _line(ctx, _("Signed"), funnel.signed, funnel.started),
     ]
