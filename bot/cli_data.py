@@ -204,10 +204,14 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
     contacts = "with phone numbers and e-mails" if args.with_contacts else "without contacts"
     where_to = "standard output" if to_stdout else args.out
     print(
-        f"{count:,} signatures written to {where_to} ({fmt.upper()}, {contacts}).",
+        f"{_many(count, 'signature')} written to {where_to} ({fmt.upper()}, {contacts}).",
         file=sys.stderr if to_stdout else sys.stdout,
     )
     return 0
+
+
+def _many(count: int, word: str) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
 
 
 def _discard(out: IO[bytes]) -> None:
@@ -677,8 +681,8 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         # In the same transaction, as the signing flow does: the running bot announces them.
         passed = await milestones.reach(session, total=total, goal=settings.petition_goal)
         print(
-            f"Added {added:,} signatures (source import, channel {PAPER}); "
-            f"{total:,} signatures count now."
+            f"Added {_many(added, 'signature')} (source import, channel {PAPER}); "
+            f"{_many(total, 'signature')} count now."
         )
         if passed:
             print(f"Milestones passed: {', '.join(f'{value:,}' for value in passed)}.")

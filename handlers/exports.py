@@ -383,7 +383,9 @@ async def _send(ctx: Context, request: ExportRequest) -> list[Reply]:
             "petitionbot export --format {format} --out FILE"
         ).format(format=request.format)
         return [Reply(text)]
-    lines = [_("{count} signatures in this file.").format(count=format_number(count, ctx.language))]
+    lines = [
+        _("Signatures in this file: {count}.").format(count=format_number(count, ctx.language))
+    ]
     chosen = describe_filter(request.where)
     if chosen:
         lines.append(_("Chosen: {filter}").format(filter=chosen))

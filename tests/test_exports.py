@@ -327,7 +327,7 @@ async def test_export_in_the_chat_sends_a_file_and_a_non_admin_is_refused(
     today = datetime.now(UTC).date().isoformat()
     assert sent.document.filename == f"signatures-{today}.xlsx"  # type: ignore[union-attr]
     assert sent.caption is not None
-    assert sent.caption.startswith("2 signatures in this file.")
+    assert sent.caption.startswith("Signatures in this file: 2.")
     assert "Phone numbers and e-mails are not in it" in sent.caption
     rows = xlsx_rows(sent.document.data)  # type: ignore[union-attr]
     assert rows[0] == ENGLISH_HEADER
