@@ -1,10 +1,12 @@
 """The figures behind `/stats`: a few GROUP BY queries, no signature rows loaded into Python.
 
-Six statements, whatever the number of signatures: the totals split by language, channel,
-source and news; countries with their regions; provinces of birth; signatures per day (which
-also give today, the last 7 and the last 30 days); the top share codes; the users who have
-not signed, by step. Days are UTC days, computed from the epoch in SQL so that SQLite and
-PostgreSQL agree whatever the server's time zone.
+Seven or eight statements, whatever the number of signatures: the totals split by language,
+channel, source and news; provinces of birth; countries with their regions, signatures per
+day (which also give today, the last 7 and the last 30 days) and the top share codes, each
+read from its index alone, less those set aside by an admin (one more statement when there
+are any); the volunteers' names of the top codes; the users who have not signed, by step.
+Days are UTC days, computed from the epoch in SQL so that SQLite and PostgreSQL agree
+whatever the server's time zone.
 """
 
 from __future__ import annotations
@@ -82,63 +84,75 @@ async def figures(session: AsyncSession, *, now: datetime) -> Figures:
     s = _SIGNATURES.c
     counted = s.invalidated_at.is_(None)
 
-    # Totals by language, channel, source and news, with those set aside and those signed
-    # in a chat (a user) told apart: the funnel's signers come from here too.
-    aside = case((counted, 0), else_=1)
-    chatted = case((s.user_id.is_(None), 0), else_=1)
+    def when(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    # Totals by language, channel and source, with news, those set aside and those signed in
+    # a chat (by a user) counted alongside: the funnel's signers come from here too.
     main = await session.execute(
-        select(s.language, s.channel, s.source, s.updates_opt_in, aside, chatted, func.count())
-        .group_by(s.language, s.channel, s.source, s.updates_opt_in, aside, chatted)
+        select(
+            s.language, s.channel, s.source, when(counted),
+            when(counted & s.updates_opt_in), when(counted & s.user_id.is_not(None)),
+            when(~counted), when(~counted & s.user_id.is_not(None)),
+        ).group_by(s.language, s.channel, s.source)
     )  # fmt: skip
     languages: Counter[str] = Counter()
     channels: Counter[str] = Counter()
     sources: Counter[str] = Counter()
-    total = set_aside = opted_in = signers = signers_aside = 0
-    for language, channel, source, opt_in, is_aside, has_user, count in main:
-        if is_aside:
-            set_aside += count
-            signers_aside += count if has_user else 0
-            continue
-        total += count
-        signers += count if has_user else 0
-        opted_in += count if opt_in else 0
-        languages[language] += count
-        channels[channel] += count
-        sources[source] += count
-
-    countries: Counter[str] = Counter()
-    regions: dict[str, Counter[str | None]] = {}
-    rows = await session.execute(
-        select(s.country, s.region, func.count()).where(counted).group_by(s.country, s.region)
-    )
-    for country, region, count in rows:
-        countries[country] += count
-        regions.setdefault(country, Counter())[region or None] += count
+    total = opted_in = signers = set_aside = signers_aside = 0
+    for language, channel, source, kept, news, chat, aside, chat_aside in main:
+        total, opted_in, signers = total + kept, opted_in + news, signers + chat
+        set_aside, signers_aside = set_aside + aside, signers_aside + chat_aside
+        if kept:
+            languages[language] += kept
+            channels[channel] += kept
+            sources[source] += kept
 
     provinces = await session.execute(
         select(s.birth_province, func.count()).where(counted).group_by(s.birth_province)
     )
 
+    # Places, days and share codes are counted over every signature, from their indexes
+    # alone (a scan of the table would read every name and sealed contact), then those set
+    # aside, usually none and always few, are taken off.
     day = _day_number(s.created_at)
-    days = await session.execute(
-        select(day, func.count()).where(counted).group_by(day).order_by(day)
+    aside_places: Counter[tuple[str, str | None]] = Counter()
+    aside_days: Counter[int] = Counter()
+    aside_codes: Counter[str] = Counter()
+    if set_aside:
+        rows = await session.execute(
+            select(day, s.country, s.region, s.referrer_code, func.count())
+            .where(~counted)
+            .group_by(day, s.country, s.region, s.referrer_code)
+        )
+        for number, country, region, code, count in rows:
+            aside_places[(country, region)] += count
+            aside_days[int(number)] += count
+            if code is not None:
+                aside_codes[code] += count
+
+    countries: Counter[str] = Counter()
+    regions: dict[str, Counter[str | None]] = {}
+    rows = await session.execute(
+        select(s.country, s.region, func.count()).group_by(s.country, s.region)
     )
-    per_day = [(_EPOCH + timedelta(days=int(number)), int(count)) for number, count in days]
+    for country, region, count in rows:
+        kept = count - aside_places[(country, region)]
+        if kept:
+            countries[country] += kept
+            regions.setdefault(country, Counter())[region or None] += kept
+
+    days = await session.execute(select(day, func.count()).group_by(day).order_by(day))
+    per_day = [
+        (_EPOCH + timedelta(days=int(number)), int(count) - aside_days[int(number)])
+        for number, count in days
+        if count > aside_days[int(number)]
+    ]
     # The windows are whole UTC days, so they add up from the days.
     today = now.astimezone(UTC).date()
 
     def since(first: date) -> int:
         return sum(count for each, count in per_day if each >= first)
-
-    n = func.count().label("n")
-    codes = await session.execute(
-        select(s.referrer_code, _CODES.c.name, n)
-        .select_from(_SIGNATURES.outerjoin(_CODES, _CODES.c.code == s.referrer_code))
-        .where(counted, s.referrer_code.is_not(None))
-        .group_by(s.referrer_code, _CODES.c.name)
-        .order_by(desc(n), s.referrer_code)
-        .limit(TOP_CODES)
-    )
 
     return Figures(
         total=total,
@@ -154,9 +168,41 @@ async def figures(session: AsyncSession, *, now: datetime) -> Figures:
         by_region={country: _ranked(found) for country, found in regions.items()},
         by_province=_ranked(Counter({code: int(count) for code, count in provinces})),
         per_day=per_day,
-        top_codes=[(code, name, int(count)) for code, name, count in codes],
+        top_codes=await _top_codes(session, aside=aside_codes),
         funnel=await _funnel(session, signed=signers, set_aside=signers_aside),
     )
+
+
+async def _top_codes(
+    session: AsyncSession, *, aside: Counter[str]
+) -> list[tuple[str, str | None, int]]:
+    """The share codes that brought the most counted signatures, with volunteers' names.
+
+    Counted from the code's index over every signature. Taking off those set aside can only
+    lower the codes they came through, so the top ten are among the first ten plus one per
+    such code: a code further down has no more than the ten untouched ones above it.
+    """
+    s = _SIGNATURES.c
+    n = func.count().label("n")
+    rows = await session.execute(
+        select(s.referrer_code, n)
+        .where(s.referrer_code.is_not(None))
+        .group_by(s.referrer_code)
+        .order_by(desc(n), s.referrer_code)
+        .limit(TOP_CODES + len(aside))
+    )
+    kept = Counter({code: int(count) - aside[code] for code, count in rows})
+    top = [(code, count) for code, count in _ranked(+kept)][:TOP_CODES]
+    if not top:
+        return []
+    names = dict(
+        (
+            await session.execute(
+                select(_CODES.c.code, _CODES.c.name).where(_CODES.c.code.in_([c for c, _ in top]))
+            )
+        ).all()
+    )
+    return [(code, names.get(code), count) for code, count in top]
 
 
 async def _funnel(session: AsyncSession, *, signed: int, set_aside: int) -> Funnel:

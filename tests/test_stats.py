@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from aiogram import Bot
 from aiogram.methods import SendPhoto, TelegramMethod
 from aiogram.types import Chat, Message, PhotoSize
 from PIL import Image, ImageFont, features
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from bot import chart
 from bot.app import App, build_app
@@ -23,6 +23,7 @@ from bot.channels.telegram import build_bot, build_dispatcher
 from bot.config import Settings
 from bot.flood import FloodGuard
 from db import queries
+from db import stats as db_stats
 from db.models import Signature, User, VolunteerCode
 from handlers import stats
 from handlers.base import Incoming, Reply
@@ -448,3 +449,37 @@ async def test_if_the_chart_cannot_be_drawn_the_figures_still_come(
     replies = await console_stats(admin_app)
     assert [reply.text for reply in replies] == ENGLISH
     assert [reply.attachment for reply in replies] == [None, None, None]
+
+
+async def test_top_codes_and_days_are_right_with_and_without_signatures_set_aside(
+    admin_app: App,
+) -> None:
+    # Eleven codes with two signatures each, and one with three of which two are set aside:
+    # it falls from first to last, and the tenth code must take its place.
+    when = MIDNIGHT - timedelta(days=1)
+    rows = [
+        _signature(None, "US", None, "12", "en", "paper", news=False, code=f"c{number:02}",
+                   when=when)
+        for number in range(1, 12) for _twice in range(2)
+    ] + [
+        _signature(None, "FR", "Alsace", "12", "en", "paper", news=False, code="zz",
+                   when=when - timedelta(days=5), aside=index < 2)
+        for index in range(3)
+    ]  # fmt: skip
+    async with admin_app.conversation.sessions() as session:
+        await session.execute(insert(Signature), rows)
+        await session.commit()
+        found = await db_stats.figures(session, now=NOW)
+        assert found.top_codes == [(f"c{number:02}", None, 2) for number in range(1, 11)]
+        assert (found.total, found.set_aside) == (23, 2)
+        assert found.by_country == [("US", 22), ("FR", 1)]
+        assert found.by_region["FR"] == [("Alsace", 1)]
+        assert found.per_day == [(date(2026, 11, 17), 1), (date(2026, 11, 22), 22)]
+        assert (found.today, found.week, found.month) == (0, 23, 23)
+
+        await session.execute(update(Signature).values(invalidated_at=None))
+        found = await db_stats.figures(session, now=NOW)
+        assert found.top_codes[:2] == [("zz", None, 3), ("c01", None, 2)]
+        assert (found.total, found.set_aside) == (25, 0)
+        assert found.by_country == [("US", 22), ("FR", 3)]
+        assert found.per_day == [(date(2026, 11, 17), 3), (date(2026, 11, 22), 22)]
