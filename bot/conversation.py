@@ -24,7 +24,7 @@ from db import queries
 from db.models import utcnow
 from db.protect import ContactCipher
 from handlers import route
-from handlers.base import Context, Incoming, Reply
+from handlers.base import Context, Incoming, Later, Reply
 from handlers.content import Content
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class Conversation:
     _languages: dict[str, str] = field(default_factory=dict)
     _queue: list[_Job] = field(default_factory=list)
     _drainer: asyncio.Task[None] | None = None
+    _follow_ups: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def process(
         self,
@@ -136,18 +137,52 @@ class Conversation:
             replies = await done
             if deliver is not None and replies:
                 await deliver(replies)
-            return replies
         finally:
             held.release()
+        for reply in replies:
+            if reply.later is not None:
+                self._follow_up(channel, user_id, reply.later, deliver)
+        return replies
+
+    def _follow_up(
+        self,
+        channel: str,
+        user_id: str,
+        later: Later,
+        deliver: Callable[[list[Reply]], Awaitable[None]] | None,
+    ) -> None:
+        """Run slow work after the update, in the background; send what it returns."""
+
+        async def run() -> None:
+            try:
+                replies = await later(self.sessions)
+            except Exception:
+                logger.exception("follow-up work on %s failed", channel)
+                replies = await self._sorry(channel, user_id)
+            if deliver is not None and replies:
+                try:
+                    await deliver(replies)
+                except Exception:
+                    logger.exception("could not send the follow-up on %s", channel)
+
+        task = asyncio.create_task(run(), name="conversation-follow-up")
+        self._follow_ups.add(task)
+        task.add_done_callback(self._follow_ups.discard)
+
+    async def settle(self) -> None:
+        """Wait for the follow-up work in progress (tests, and a clean shutdown)."""
+        while self._follow_ups:
+            await asyncio.gather(*self._follow_ups, return_exceptions=True)
 
     def _slow_down(self, key: str) -> Reply:
         _ = self.translations.get(self._languages.get(key)).gettext
         return Reply(_("You are sending messages very fast. Please wait a few seconds."))
 
     async def close(self) -> None:
-        """Let the batch in progress finish."""
+        """Let the batch and the follow-up work in progress finish."""
         if self._drainer is not None:
             await self._drainer
+        await self.settle()
 
     async def _drain(self) -> None:
         while self._queue:
@@ -165,7 +200,7 @@ class Conversation:
                     await self._run([job])
                 return
             logger.exception("update on %s failed; rolled back", batch[0].channel)
-            answers = [await self._sorry(batch[0])]
+            answers = [await self._sorry(batch[0].channel, batch[0].user_id)]
         for job, replies in zip(batch, answers, strict=True):
             if not job.done.done():
                 job.done.set_result(replies)
@@ -217,12 +252,12 @@ class Conversation:
             cipher=self.cipher,
         )
 
-    async def _sorry(self, job: _Job) -> list[Reply]:
+    async def _sorry(self, channel: str, user_id: str) -> list[Reply]:
         # Nothing was written (the transaction rolled back); say so instead of going quiet.
         try:
             async with self.sessions() as session:
                 language = await queries.user_language(
-                    session, channel=job.channel, external_id=job.user_id
+                    session, channel=channel, external_id=user_id
                 )
         except Exception:
             language = None

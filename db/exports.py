@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, insert, null, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, Table, insert, null, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Signature, User, VolunteerCode
 from db.queries import SignatureFilter
@@ -60,6 +60,41 @@ async def stream_signatures(
     A signature's number is its place among all counted signatures (what the signer was
     told), also in a filtered export: the ids of counted signatures are read first, as a
     compact array of integers, and each row finds its place there."""
+    counted = await _counted_ids(session)
+    query = _export_query(
+        where, include_invalidated=include_invalidated, with_contacts=with_contacts
+    )
+    result = await session.stream(query.execution_options(yield_per=FETCH))
+    async for partition in result.partitions():
+        for row in partition:
+            yield _numbered(counted, row)
+
+
+async def page_signatures(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    where: SignatureFilter,
+    with_contacts: bool = False,
+) -> AsyncIterator[ExportRow]:
+    """The counted signatures a filter matches, like `stream_signatures`, but each batch in a
+    short transaction of its own: an export made while the bot serves never holds the
+    database (SQLite's one connection) for longer than a batch."""
+    async with sessions() as session:
+        counted = await _counted_ids(session)
+    s = _SIGNATURES.c
+    query = _export_query(where, include_invalidated=False, with_contacts=with_contacts)
+    after = 0
+    while True:
+        async with sessions() as session:
+            rows = (await session.execute(query.where(s.id > after).limit(FETCH))).all()
+        if not rows:
+            return
+        after = rows[-1][0]
+        for row in rows:
+            yield _numbered(counted, row)
+
+
+async def _counted_ids(session: AsyncSession) -> array[int]:
     s = _SIGNATURES.c
     counted = array("q")
     ids = await session.stream(
@@ -70,6 +105,13 @@ async def stream_signatures(
     )
     async for partition in ids.partitions():
         counted.extend(value for (value,) in partition)
+    return counted
+
+
+def _export_query(
+    where: SignatureFilter, *, include_invalidated: bool, with_contacts: bool
+) -> Select[Any]:
+    s = _SIGNATURES.c
     conditions: list[Any] = []
     if not include_invalidated:
         conditions.append(s.invalidated_at.is_(None))
@@ -88,12 +130,13 @@ async def stream_signatures(
     columns = (s.id, s.created_at, s.full_name, s.country, s.region, s.birth_province,
                s.language, s.channel, s.source, s.referrer_code, s.updates_opt_in,
                *contacts, s.invalidated_at)  # fmt: skip
-    query = select(*columns).where(*conditions).order_by(s.id).execution_options(yield_per=FETCH)
-    result = await session.stream(query)
-    async for partition in result.partitions():
-        for signature_id, *rest in partition:
-            number = bisect_right(counted, signature_id) if rest[-1] is None else None
-            yield ExportRow(number, *rest)
+    return select(*columns).where(*conditions).order_by(s.id)
+
+
+def _numbered(counted: array[int], row: Any) -> ExportRow:
+    signature_id, *rest = row
+    number = bisect_right(counted, signature_id) if rest[-1] is None else None
+    return ExportRow(number, *rest)
 
 
 async def known_contact_hashes(session: AsyncSession, *, hashes: Iterable[str]) -> set[str]:

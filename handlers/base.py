@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from db.protect import ContactCipher
     from db.queries import UserState
@@ -82,6 +82,9 @@ class Attachment:
     file_id: str | None = None
 
 
+Later = Callable[["async_sessionmaker[AsyncSession]"], Awaitable[list["Reply"]]]
+
+
 @dataclass(slots=True)
 class Reply:
     """One message the bot sends."""
@@ -92,6 +95,10 @@ class Reply:
     contact_label: str | None = None
     remove_keyboard: bool = False
     attachment: Attachment | None = None  # a chart, an export, a QR code: text is the caption
+    # Work that takes long (a large export): run after this reply is sent and the update
+    # committed, outside the conversation's transaction, with sessions of its own; the
+    # replies it returns follow when it is done.
+    later: Later | None = None
 
     def options(self) -> list[Button]:
         """The buttons in reading order."""

@@ -11,14 +11,16 @@ a button in the chat, and only with the keys that decrypt them; every export is 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import IO, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import spreadsheets
 from bot.i18n import N_
@@ -36,6 +38,11 @@ FORMAT_WORDS = {"csv": "csv", "xlsx": "xlsx", "excel": "xlsx", "xls": "xlsx"}
 CONTACT_WORDS = {"contacts", "contact", "with-contacts", "phones", "ទំនាក់ទំនង"}
 # Telegram takes documents up to 50 MB from a bot; leave room for the request around it.
 MAX_DOCUMENT = 45 * 1024 * 1024
+# Rows handed to the writing thread at a time.
+WRITE_BATCH = 2_000
+# Larger exports are made after the answer, outside the conversation's transaction, and
+# come a little later: the bot goes on answering everyone meanwhile.
+INLINE_ROWS = 5_000
 
 Gettext = Callable[[str], str]
 
@@ -129,17 +136,20 @@ class _Cells:
 
 
 async def write_export(
-    session: AsyncSession,
+    session: AsyncSession | None,
     out: IO[bytes],
     request: ExportRequest,
     *,
     gettext: Gettext,
     language: str,
     cipher: ContactCipher | None,
+    rows: AsyncIterator[db_exports.ExportRow] | None = None,
 ) -> int:
     """Stream the signatures a request names into `out` as CSV or XLSX; returns how many.
 
-    Rows go from the database cursor to the file a batch at a time. Raises
+    Rows go from the database (`session`, or the `rows` given) to the file a batch at a
+    time. Turning a batch into cells and writing it (decrypting contacts, openpyxl's XML)
+    happens in a worker thread, so the bot goes on answering people meanwhile. Raises
     ContactsUnavailable when contacts are asked for without the keys."""
     if request.with_contacts and cipher is None:
         raise ContactsUnavailable
@@ -153,16 +163,30 @@ async def write_export(
     )
     sheet.write([name for name, _ in chosen])
     cells = _Cells(gettext, language, cipher if request.with_contacts else None)
+
+    def write(batch: list[db_exports.ExportRow]) -> None:
+        for row in batch:
+            sheet.write(cells(row, include_invalidated=request.include_invalidated))
+
+    if rows is None:
+        assert session is not None, "write_export needs a session or rows"
+        rows = db_exports.stream_signatures(
+            session,
+            where=request.where,
+            include_invalidated=request.include_invalidated,
+            with_contacts=request.with_contacts,
+        )
     count = 0
-    async for row in db_exports.stream_signatures(
-        session,
-        where=request.where,
-        include_invalidated=request.include_invalidated,
-        with_contacts=request.with_contacts,
-    ):
-        sheet.write(cells(row, include_invalidated=request.include_invalidated))
-        count += 1
-    sheet.close()
+    batch: list[db_exports.ExportRow] = []
+    async for row in rows:
+        batch.append(row)
+        if len(batch) == WRITE_BATCH:
+            count += len(batch)
+            await asyncio.to_thread(write, batch)
+            batch = []
+    count += len(batch)
+    await asyncio.to_thread(write, batch)
+    await asyncio.to_thread(sheet.close)
     if cells.unreadable:
         logger.warning(
             "%d contacts could not be decrypted with the keys in DATA_KEY", cells.unreadable
@@ -356,6 +380,23 @@ async def _contacts_answer(ctx: Context, value: str) -> list[Reply]:
 
 async def _send(ctx: Context, request: ExportRequest) -> list[Reply]:
     _ = ctx.gettext
+    matching = await queries.count_matching(ctx.session, where=request.where)
+    if matching == 0:
+        return [Reply(_("No counted signature matches that."))]
+    if matching > INLINE_ROWS:
+        later = partial(
+            _made_later,
+            request=request,
+            actor=ctx.actor,
+            gettext=ctx.gettext,
+            language=ctx.language,
+            cipher=ctx.cipher,
+        )
+        text = _(
+            "Making the file of {count} signatures: it comes in a minute or two. You can go "
+            "on meanwhile."
+        ).format(count=format_number(matching, ctx.language))
+        return [Reply(text, later=later)]
     buffer = io.BytesIO()
     count = await write_export(
         ctx.session,
@@ -368,6 +409,34 @@ async def _send(ctx: Context, request: ExportRequest) -> list[Reply]:
     await audit_export(
         ctx.session, actor=ctx.actor, request=request, count=count, language=ctx.language
     )
+    return _file_replies(buffer.getvalue(), request, count, gettext=_, language=ctx.language)
+
+
+async def _made_later(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    request: ExportRequest,
+    actor: str,
+    gettext: Gettext,
+    language: str,
+    cipher: ContactCipher | None,
+) -> list[Reply]:
+    buffer = io.BytesIO()
+    rows = db_exports.page_signatures(
+        sessions, where=request.where, with_contacts=request.with_contacts
+    )
+    count = await write_export(
+        None, buffer, request, gettext=gettext, language=language, cipher=cipher, rows=rows
+    )
+    async with sessions() as session, session.begin():
+        await audit_export(session, actor=actor, request=request, count=count, language=language)
+    return _file_replies(buffer.getvalue(), request, count, gettext=gettext, language=language)
+
+
+def _file_replies(
+    data: bytes, request: ExportRequest, count: int, *, gettext: Gettext, language: str
+) -> list[Reply]:
+    _ = gettext
     logger.warning(
         "an admin exported %d signatures (%s, contacts: %s)",
         count,
@@ -376,16 +445,13 @@ async def _send(ctx: Context, request: ExportRequest) -> list[Reply]:
     )
     if count == 0:
         return [Reply(_("No counted signature matches that."))]
-    data = buffer.getvalue()
     if len(data) > MAX_DOCUMENT:
         text = _(
             "The file is too large to send in the chat. On the server, use: "
             "petitionbot export --format {format} --out FILE"
         ).format(format=request.format)
         return [Reply(text)]
-    lines = [
-        _("Signatures in this file: {count}.").format(count=format_number(count, ctx.language))
-    ]
+    lines = [_("Signatures in this file: {count}.").format(count=format_number(count, language))]
     chosen = describe_filter(request.where)
     if chosen:
         lines.append(_("Chosen: {filter}").format(filter=chosen))

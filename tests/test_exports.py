@@ -427,3 +427,38 @@ async def test_the_console_saves_the_export(admin_app: App, tmp_path: Path) -> N
     saved = shown.split("file saved: ", 1)[1].split("]", 1)[0]
     assert saved.endswith(".csv")
     assert csv_rows(file_bytes(saved))[1][2] == "Sok Dara"
+
+
+async def test_a_large_export_comes_later_while_the_bot_answers_others(
+    admin_app: App,
+    people: Callable[[int], FakeUser],
+    session: RecordingSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exports, "INLINE_ROWS", 2)
+    await seed(
+        admin_app,
+        signature(full_name="Sok Dara", phone="+85512345678"),
+        signature(full_name="Chan Dara"),
+        signature(full_name="Keo Malis", country="KH"),
+    )
+    organiser, signer = people(ADMIN), people(556)
+    await start(organiser)
+    await organiser.send("/export xlsx contacts")
+    await organiser.click("Include phone numbers and e-mails")
+    assert "Making the file of 3 signatures" in organiser.text()
+    await signer.send("/start")  # someone else is answered meanwhile
+    assert signer.seen
+
+    await admin_app.conversation.settle()
+    [sent] = session.documents()
+    assert sent.chat_id == ADMIN
+    assert (sent.caption or "").startswith("Signatures in this file: 3.")
+    rows = xlsx_rows(sent.document.data)  # type: ignore[union-attr]
+    assert [row[2] for row in rows[1:]] == ["Sok Dara", "Chan Dara", "Keo Malis"]
+    assert "'+85512345678" in rows[1]
+    async with admin_app.conversation.sessions() as db:
+        entry = (await db.execute(select(AuditEntry))).scalars().one()
+    assert entry.action == "export"
+    assert entry.detail["with_contacts"] is True
+    assert entry.detail["count"] == 3

@@ -45,6 +45,9 @@ def _save(attachment: Attachment, files_dir: Path | None) -> str:
     folder = files_dir or Path.cwd()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / Path(attachment.filename).name
+    # Only the person running the console may read it: an export can hold contacts.
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
     path.write_bytes(attachment.data)
     return f"file saved: {path}"
 
@@ -68,6 +71,16 @@ async def chat(
     """Talk until end of input; the conversation opens with /start."""
     options: list[Button] = []
     pending: Incoming | None = Incoming.message("/start")
+
+    async def show(replies: list[Reply]) -> None:
+        # Also called later, for what slow work (a large export) sends when it is done.
+        nonlocal options
+        text, new_options = render(replies, app.settings.files_dir)
+        # Numbers keep pointing at the last options shown until new ones appear.
+        options = new_options or options
+        stdout.write(text + "\n")
+        stdout.flush()
+
     while True:
         if pending is None:
             stdout.write("> ")
@@ -82,16 +95,12 @@ async def chat(
             pending = read_input(line, options)
             if not stdin.isatty():
                 stdout.write(line if line.endswith("\n") else line + "\n")
-        replies = await app.conversation.process(
+        await app.conversation.process(
             channel=CHANNEL,
             user_id=str(user_id),
             update_key=None,
             incoming=pending,
             share_link=share_link,
+            deliver=show,
         )
         pending = None
-        text, new_options = render(replies, app.settings.files_dir)
-        # Numbers keep pointing at the last options shown until new ones appear.
-        options = new_options or options
-        stdout.write(text + "\n")
-        stdout.flush()
