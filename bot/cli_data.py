@@ -302,7 +302,7 @@ def _template(path: Path) -> int:
 
 
 def _xlsx_template(path: Path) -> None:
-    import openpyxl  # type: ignore[import-untyped]
+    import openpyxl
 
     book = openpyxl.Workbook()
     sheet = book.active

@@ -114,7 +114,7 @@ def _load_font(path: Path, size: int, bold: bool) -> ImageFont.FreeTypeFont:
 
 @cache
 def _characters(path: Path) -> frozenset[int]:
-    from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # with matplotlib
+    from fontTools.ttLib import TTFont  # with matplotlib
 
     with TTFont(str(path), lazy=True) as font:
         return frozenset(font["cmap"].getBestCmap())

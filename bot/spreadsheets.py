@@ -18,7 +18,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO, Protocol
 
-import openpyxl  # type: ignore[import-untyped]  # no type information shipped
+import openpyxl  # no type information shipped: see the mypy overrides
 
 FORMATS = ("csv", "xlsx")
 # What a spreadsheet reads as the start of a formula (Excel, LibreOffice, Google Sheets).
