@@ -4,6 +4,13 @@ The evaluation phrasings (bench/faq_eval.toml) are written apart from the phrasi
 matcher learns from (locales/faq.toml), so the figures say how it does on new wordings.
 
     python -m bench.faq [--faq locales/faq.toml] [--eval bench/faq_eval.toml] [--misses]
+
+Tune the matcher with `--tune`, never on the evaluation set: it holds out each tenth of the
+FAQ's own phrasings in turn and matches them against the rest (`--folds 0`: one phrasing at a
+time, slow), then matches the development set (bench/faq_dev.toml: new English wordings and
+off-topic texts), and prints what the thresholds do on both.
+
+    python -m bench.faq --tune [--folds 10] [--dev bench/faq_dev.toml] [--misses]
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from handlers.faq import build_matcher
-from handlers.faq_content import load_faq
+from handlers.faq_content import Topic, load_faq
+from handlers.faq_match import Matcher
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_ACCURACY = 0.90
@@ -30,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faq", type=Path, default=ROOT / "locales" / "faq.toml")
     parser.add_argument("--eval", type=Path, default=ROOT / "bench" / "faq_eval.toml")
     parser.add_argument("--misses", action="store_true", help="list every miss")
+    parser.add_argument("--tune", action="store_true", help="cross-validation and dev set")
+    parser.add_argument("--folds", type=int, default=10, help="0: leave one out")
+    parser.add_argument("--dev", type=Path, default=ROOT / "bench" / "faq_dev.toml")
     args = parser.parse_args(argv)
+    if args.tune:
+        return tune(load_faq(args.faq), args.dev, args.folds, misses=args.misses)
 
     matcher = build_matcher(load_faq(args.faq))
     with args.eval.open("rb") as handle:
@@ -102,6 +115,102 @@ def main(argv: list[str] | None = None) -> int:
     if args.misses and misses:
         print("\nmisses:")
         print("\n".join(misses))
+    return 0
+
+
+def _language(text: str) -> str:
+    return "km" if any("\u1780" <= char <= "\u17ff" for char in text) else "en"
+
+
+class _Tally:
+    """Top-1 and what the thresholds do, per language."""
+
+    def __init__(self) -> None:
+        self.top1: dict[str, list[bool]] = defaultdict(list)
+        self.right: dict[str, list[bool]] = defaultdict(list)
+        self.wrong: dict[str, list[bool]] = defaultdict(list)
+        self.misses: list[str] = []
+
+    def add(self, matcher: Matcher, language: str, text: str, expect: str) -> None:
+        best = matcher.rank(text)[0]
+        sure, _offered = matcher.answer(text)
+        self.top1[language].append(best.topic == expect)
+        self.right[language].append(sure is not None and sure.topic == expect)
+        self.wrong[language].append(sure is not None and sure.topic != expect)
+        if best.topic != expect:
+            self.misses.append(
+                f"  {language} {text!r}: expected {expect}, got {best.topic} ({best.score:.2f})"
+            )
+
+    def print(self, title: str) -> None:
+        print(f"{title}\n{'language':8}  {'cases':>5}  {'top-1':>6}  {'answered right':>14}  "
+              f"{'answered wrong':>14}")  # fmt: skip
+        for language in sorted(self.top1, reverse=True):
+            top1 = self.top1[language]
+            print(
+                f"{language:8}  {len(top1):5}  {_share(top1):6.1%}  "
+                f"{_share(self.right[language]):14.1%}  {_share(self.wrong[language]):14.1%}"
+            )
+
+
+def _share(values: list[bool]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _examples(topics: list[Topic]) -> list[tuple[str, str, str]]:
+    """(topic id, language, text) for every question and phrasing, as build_matcher uses."""
+    found = []
+    for topic in topics:
+        for language, text in topic.texts.items():
+            found += [(topic.id, language, text.question)]
+            found += [(topic.id, language, phrasing) for phrasing in text.phrasings]
+    return found
+
+
+def tune(topics: list[Topic], dev: Path, folds: int, *, misses: bool) -> int:
+    """Figures to tune on: cross-validation over the FAQ's phrasings, then the dev set."""
+    examples = _examples(topics)
+    count = len(examples)
+    groups = [[i] for i in range(count)] if folds <= 0 else [
+        list(range(k, count, folds)) for k in range(folds)
+    ]  # fmt: skip
+    held_out = _Tally()
+    for group in groups:
+        left_out = set(group)
+        matcher = Matcher(
+            (topic, text) for i, (topic, _l, text) in enumerate(examples) if i not in left_out
+        )
+        for i in group:
+            topic, language, text = examples[i]
+            held_out.add(matcher, language, text, topic)
+    name = "leave-one-out" if folds <= 0 else f"{folds}-fold cross-validation"
+    held_out.print(f"{name} over the FAQ's {count} questions and phrasings")
+
+    matcher = build_matcher(topics)
+    with dev.open("rb") as handle:
+        data = tomllib.load(handle)
+    on_topic = _Tally()
+    for case in data.get("case", []):
+        on_topic.add(matcher, case["lang"], case["text"], case["expect"])
+    print()
+    on_topic.print(f"development set ({dev.name})")
+    rejected: dict[str, list[bool]] = defaultdict(list)
+    answered: list[str] = []
+    texts = [(_language(text), text) for text in data.get("off_topic", [])]
+    texts += [(case["lang"], case["text"]) for case in data.get("off_topic_case", [])]
+    for language, text in texts:
+        sure, _offered = matcher.answer(text)
+        rejected[language].append(sure is None)
+        if sure is not None:
+            answered.append(f"  {language} off-topic {text!r} answered as {sure.topic} "
+                            f"({sure.score:.2f})")  # fmt: skip
+    print("off-topic rejected: " + ", ".join(
+        f"{language} {_share(found):.1%} of {len(found)}"
+        for language, found in sorted(rejected.items(), reverse=True)
+    ))  # fmt: skip
+    if misses:
+        print("\nmisses:")
+        print("\n".join(held_out.misses + on_topic.misses + answered))
     return 0
 
 
