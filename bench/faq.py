@@ -19,6 +19,7 @@ import argparse
 import sys
 import time
 import tomllib
+import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -171,8 +172,10 @@ def tune(topics: list[Topic], dev: Path, folds: int, *, misses: bool) -> int:
     """Figures to tune on: cross-validation over the FAQ's phrasings, then the dev set."""
     examples = _examples(topics)
     count = len(examples)
+    # A phrasing's fold comes from its text, so adding phrasings does not reshuffle the others.
     groups = [[i] for i in range(count)] if folds <= 0 else [
-        list(range(k, count, folds)) for k in range(folds)
+        [i for i, (_t, _l, text) in enumerate(examples) if zlib.crc32(text.encode()) % folds == k]
+        for k in range(folds)
     ]  # fmt: skip
     held_out = _Tally()
     for group in groups:

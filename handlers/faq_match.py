@@ -46,10 +46,13 @@ from bot.text import fold
 # directly, 2 % wrongly) and the off-topic texts of bench/faq_dev.toml (95 % not answered).
 CONFIDENT = 0.8
 SUGGEST = 0.4
-EVIDENCE = 0.2  # closeness to a topic at which its probability counts in full
+EVIDENCE = 0.15  # closeness to a topic at which its probability counts in full
 NEAREST = 0.5  # closeness: this much from the closest phrasings, the rest the topic's profile
 CLOSEST = 5  # phrasings averaged for a topic's nearest closeness
 TRAINING_ROUNDS = 100  # gradient steps; fewer keep the classifier from trusting rare words
+# A word no phrasing has counts this much of a rare word's weight in a question's length, so
+# "help me fill out my tax return" is not close to "how can I help" by its one known word.
+UNKNOWN = 0.5
 
 KHMER_NGRAMS = (2, 3, 4)
 LATIN_NGRAMS = (3, 4, 5)
@@ -59,6 +62,8 @@ SMALL_WORD_WEIGHT = 2
 _KHMER_RUN = re.compile(r"[\u1780-\u17ff\u19e0-\u19ff]+(?: [\u1780-\u17ff\u19e0-\u19ff]+)*")
 _LATIN_WORD = re.compile(r"[^\W\d_\u1780-\u17ff\u19e0-\u19ff]+|\d+")
 _COENG = "\u17d2"
+# "right now", "right away": not the right to vote.
+_NOT_RIGHTS = re.compile(r"\bright (now|away|here|there|after|before)\b")
 # Latin words that mean little on their own: they count as words, not split into n-grams,
 # and are never stemmed. Khmer needs no such list (IDF handles it).
 _STOPWORDS = frozenset(
@@ -175,9 +180,8 @@ def features(text: str) -> Counter[str]:
         syllables = khmer_syllables(joined)
         found.update(f"s{syllable}" for syllable in syllables)
         found.update(f"s{a}{b}" for a, b in itertools.pairwise(syllables))
-    words = [
-        _SHORT_FORMS.get(word, word) for word in _LATIN_WORD.findall(_KHMER_RUN.sub(" ", folded))
-    ]
+    latin = _NOT_RIGHTS.sub(r"\1", _KHMER_RUN.sub(" ", folded))
+    words = [_SHORT_FORMS.get(word, word) for word in _LATIN_WORD.findall(latin)]
     tokens = []
     for word in words:
         if word in _STOPWORDS:
@@ -279,15 +283,21 @@ class _Model:
     profiles: Index  # a topic's texts all together, by topic index
     weights: Array
     bias: Array
+    unknown: float  # the IDF of a feature no phrasing has
 
 
-def _vector(found: Counter[str], idf: dict[str, float]) -> Vector:
-    weights = {
-        feature: (1 + math.log(count)) * idf[feature]
-        for feature, count in found.items()
-        if feature in idf
-    }
-    norm = math.sqrt(sum(weight * weight for weight in weights.values())) or 1.0
+def _vector(found: Counter[str], idf: dict[str, float], unknown: float = 0.0) -> Vector:
+    """TF-IDF, normalised. Features no phrasing has weigh `unknown` in the norm: a question
+    made mostly of words the FAQ never uses comes out far from every topic."""
+    weights = {}
+    missing = 0.0
+    for feature, count in found.items():
+        weight = (1 + math.log(count)) * idf.get(feature, unknown)
+        if feature in idf:
+            weights[feature] = weight
+        else:
+            missing += weight * weight
+    norm = math.sqrt(sum(weight * weight for weight in weights.values()) + missing) or 1.0
     return {feature: weight / norm for feature, weight in weights.items()}
 
 
@@ -321,6 +331,7 @@ def _model(examples: tuple[tuple[str, str], ...]) -> _Model:
         profiles=_index(_vector(found, idf) for found in profiles),
         weights=weights,
         bias=bias,
+        unknown=math.log(1 + documents) + 1.0,
     )
 
 
@@ -335,7 +346,7 @@ class Matcher:
     def rank(self, question: str) -> list[Match]:
         """Every topic with its score, best first."""
         model = self._model
-        query = _vector(features(question), model.idf)
+        query = _vector(features(question), model.idf, model.unknown * UNKNOWN)
         found = _scores(query, model.phrasings)
         closest: list[list[float]] = [[] for _ in model.topics]
         cosines = np.zeros(len(model.phrasing_topic))
