@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.i18n import Translations
 from db import broadcasts as store
@@ -46,7 +46,8 @@ BACKOFF = 2.0  # seconds before the first retry (2, 4, 8, 16): never 2 a second 
 POLL_EVERY = 1.0  # seconds between looks at the database when there is nothing to send
 STANDBY_EVERY = 5.0  # seconds between tries for the lease while another worker holds it
 REPORT_EVERY = 5.0  # seconds between edits of the admin's progress message
-FLUSH_EVERY = 0.1  # seconds a result may wait before it is recorded
+FLUSH_EVERY = 0.05  # seconds between looks at the results waiting to be recorded
+FLUSH_WAIT = 0.2  # seconds a result may wait for others to be recorded with
 PER_CHAT = 1.0  # seconds between two messages to the same chat
 STOP_GRACE = 15.0  # seconds a stopping worker gives the sends in flight
 Clock = Callable[[], datetime]
@@ -61,8 +62,8 @@ def limits(settings: Settings) -> tuple[float, float]:
 
 
 def window_for(rate: float) -> int:
-    """Rows a worker may hold in flight at `rate`: half a second's worth, 10 to 500."""
-    return max(10, min(500, math.ceil(rate * 0.5)))
+    """Rows a worker may hold in flight at `rate`: half a second's worth, 20 to 500."""
+    return max(20, min(500, math.ceil(rate * 0.5)))
 
 
 # ---------------------------------------------------------------- platforms
@@ -352,7 +353,9 @@ class _Run:
         ceiling = worker.max_paid_rate if broadcast.paid else worker.max_rate
         self.rate = max(0.1, min(broadcast.rate or DEFAULT_RATE, ceiling))
         self.window = worker.window or window_for(self.rate)
-        self.batch = max(1, min(self.window // 4, math.ceil(self.rate * 0.1)))
+        # Claimed a twentieth of a second ahead: enough to never leave the bucket waiting,
+        # few enough that a crash leaves few rows unknown.
+        self.batch = max(1, min(self.window // 4, math.ceil(self.rate * 0.05)))
         self.queues: dict[str, deque[store.Claimed]] = {}
         self.deferred: dict[int, tuple[store.Claimed, asyncio.TimerHandle]] = {}
         self.sending: set[asyncio.Task[None]] = set()
@@ -406,13 +409,13 @@ class _Run:
     async def _claimer(self) -> None:
         while not self.stop.is_set() and not self.closing:
             free = self.window - self.held
-            if self._queued() < self.batch and free >= min(self.batch, self.window // 2 or 1):
+            if self._queued() < self.batch and free >= self.batch:
                 try:
                     async with self.worker.sessions() as session, session.begin():
                         rows = await store.claim(
                             session,
                             broadcast_id=self.broadcast.id,
-                            limit=min(free, 2 * self.batch),
+                            limit=self.batch,
                             now=self.worker.clock(),
                         )
                 except Exception:
@@ -519,9 +522,16 @@ class _Run:
         ]
 
     async def _flusher(self) -> None:
+        waited = 0.0
         while not self.closing:
             await asyncio.sleep(FLUSH_EVERY)
-            await self._flush()
+            waited += FLUSH_EVERY
+            # Recorded together: a batch's worth, or whatever waited long enough.
+            if len(self.results) >= self.batch or (self.results and waited >= FLUSH_WAIT):
+                await self._flush()
+                waited = 0.0
+            elif not self.results:
+                waited = 0.0
 
     async def _flush(self) -> None:
         if not self.results:
@@ -585,8 +595,17 @@ def _result(row: store.Claimed, outcome: Outcome, now: datetime, backoff: float)
 
 
 def build_worker(app: App, **overrides: Any) -> Worker:
-    """The worker for this app's settings: Telegram and Messenger as configured."""
-    settings = app.settings
+    """The worker for this app: Telegram and Messenger as configured."""
+    return _build(app.settings, app.engine, app.conversation.sessions, app.translations, overrides)
+
+
+def _build(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    translations: Translations,
+    overrides: dict[str, Any],
+) -> Worker:
     outlets: dict[str, Outlet] = {}
     reporter: Reporter | None = None
     rate, paid_rate = limits(settings)
@@ -601,9 +620,9 @@ def build_worker(app: App, **overrides: Any) -> Worker:
 
         outlets["messenger"] = MessengerOutlet(settings)
     values: dict[str, Any] = {
-        "sessions": app.conversation.sessions,
-        "lease": store.lease_for(app.engine),
-        "translations": app.translations,
+        "sessions": sessions,
+        "lease": store.lease_for(engine),
+        "translations": translations,
         "outlets": outlets,
         "reporter": reporter,
         "max_rate": rate,
@@ -611,6 +630,26 @@ def build_worker(app: App, **overrides: Any) -> Worker:
     }
     values.update(overrides)
     return Worker(**values)
+
+
+@contextlib.asynccontextmanager
+async def standalone_worker(settings: Settings, **overrides: Any) -> AsyncIterator[Worker]:
+    """A worker in a process of its own (`petitionbot broadcast worker`): the database and
+    the catalogs, without the conversation's content (the FAQ, the petition)."""
+    from db.migrate import upgrade
+    from db.session import create_engine, create_sessionmaker
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        translations = Translations(settings.locales_dir)
+        worker = _build(settings, engine, create_sessionmaker(engine), translations, overrides)
+        try:
+            yield worker
+        finally:
+            await worker.close()
+    finally:
+        await engine.dispose()
 
 
 @contextlib.asynccontextmanager

@@ -96,23 +96,17 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 async def _worker(settings: Settings, *, exit_when_idle: bool) -> int:
-    from bot.app import build_app
-    from bot.broadcast import build_worker
+    from bot.broadcast import standalone_worker
 
     if settings.telegram_bot_token is None and not settings.messenger_enabled:
         return _fail("Configuration error: TELEGRAM_BOT_TOKEN: not set (nor Messenger)")
-    app = await build_app(settings)
-    worker = build_worker(app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    try:
+    async with standalone_worker(settings) as worker:
         await worker.run(stop, exit_when_idle=exit_when_idle)
-    finally:
-        await worker.close()
-        await app.close()
     return 0
 
 

@@ -455,7 +455,7 @@ def _ask_confirm(ctx: Context) -> Reply:
     first: list[Button] = []
     if count > TYPE_THE_NUMBER_ABOVE:
         question += "\n" + _("To confirm, type the number of recipients: {count}").format(
-            count=count
+            count=shown
         )
     else:
         first = [Button(_("📣 Schedule it") if when else _("📣 Send now"), "bc:send")]
@@ -743,7 +743,7 @@ async def _typed_number(ctx: Context, text: str) -> list[Reply]:
         return await _create(ctx)
     if count > TYPE_THE_NUMBER_ABOVE:
         wrong = _("That is not the number of recipients. Type {count} to confirm.").format(
-            count=count
+            count=format_number(count, ctx.language)
         )
         return [Reply(wrong), _ask_confirm(ctx)]
     return [Reply(_("Please use the buttons.")), _ask_confirm(ctx)]
