@@ -16,11 +16,13 @@ from bot.config import ROOT, Settings
 from db.models import UnansweredQuestion
 from handlers.faq import build_matcher
 from handlers.faq_content import ContentError, check_faq, load_faq
+from handlers.faq_match import features, stem
 from tests.telegram_fakes import FakeUser
 
 Person = Callable[..., FakeUser]
 FAQ = ROOT / "locales" / "faq.toml"
 EVALUATION = ROOT / "bench" / "faq_eval.toml"
+DEVELOPMENT = ROOT / "bench" / "faq_dev.toml"
 
 
 async def unanswered(app: App) -> list[UnansweredQuestion]:
@@ -132,8 +134,74 @@ def test_matcher_accuracy_stays_above_its_floor(language: str) -> None:
     assert rejected / len(off_topic) >= REJECTION_FLOOR
 
 
-ACCURACY_FLOOR = {"km": 0.92, "en": 0.84}
-REJECTION_FLOOR = 0.85
+ACCURACY_FLOOR = {"km": 0.94, "en": 0.91}
+REJECTION_FLOOR = 0.9
+
+
+def test_the_matcher_knows_new_english_wordings() -> None:
+    # The development set (bench/faq_dev.toml) is what the matcher is tuned on, apart from
+    # the evaluation set: new English wordings of every topic, and texts about other things.
+    matcher = build_matcher(load_faq(FAQ))
+    with DEVELOPMENT.open("rb") as handle:
+        data = tomllib.load(handle)
+    cases = data["case"]
+    right = sum(matcher.rank(case["text"])[0].topic == case["expect"] for case in cases)
+    assert right / len(cases) >= 0.94
+    off_topic = data["off_topic"] + [case["text"] for case in data["off_topic_case"]]
+    rejected = sum(matcher.answer(text)[0] is None for text in off_topic)
+    assert rejected / len(off_topic) >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("words", "alike"),
+    [
+        (["vote", "voting", "voters", "voted", "ballot"], True),
+        (["register", "registered", "registration", "registering"], True),
+        (["abroad", "overseas", "oversea", "diaspora"], True),
+        (["withdraw", "remove", "removed", "erase", "unsign", "deleted"], True),
+        (["signature", "signatures", "signing", "signed", "sign"], True),
+        (["organisers", "organizer", "organisation"], True),
+        (["vote", "right", "sign", "abroad", "petition"], False),
+    ],
+)
+def test_english_words_are_folded_together(words: list[str], alike: bool) -> None:
+    assert (len({stem(word) for word in words}) == 1) is alike
+
+
+def test_what_counts_in_a_question() -> None:
+    found = features("Who can vote right now? Pls tell me")
+    assert "wwho" in found  # small words count: "who" and "when" tell topics apart
+    assert "wplease" in found  # short forms read as words
+    assert not any(feature.startswith("wright") for feature in found)  # not about rights
+    khmer = features("បោះឆ្នោតពីក្រៅប្រទេស")
+    assert "kបោះ" in khmer  # Khmer character n-grams, no spaces needed
+    assert "sបោះ" in khmer  # and syllables
+
+
+def test_one_known_word_does_not_make_an_answer() -> None:
+    matcher = build_matcher(load_faq(FAQ))
+    assert matcher.answer("help me find a cheap apartment in fresno")[0] is None
+    assert matcher.answer("what is the right time to call my mother in battambang")[0] is None
+    sure, _offered = matcher.answer("How can I help the campaign?")
+    assert sure is not None
+    assert sure.topic == "how-to-help"
+
+
+async def test_a_question_between_topics_offers_them(app: App, person: Person) -> None:
+    _ = app.translations.get("en").gettext
+    faq = app.conversation.content.faq
+    someone = person(20006)
+    await someone.send("/start")
+    await someone.press("l:en")
+    await someone.send("what happens to my name if i quit")
+    assert _("Is your question one of these?") in someone.text()
+    questions = {topic.text("en").question for topic in faq.topics}
+    offered = [label for label in someone.buttons() if label in questions]
+    assert 1 <= len(offered) <= 3
+    assert faq.by_id["after-signing"].text("en").question in offered
+    await someone.click(faq.by_id["after-signing"].text("en").question)
+    assert faq.by_id["after-signing"].text("en").answer in someone.text()
+    assert await unanswered(app) == []
 
 
 def write(tmp_path: Path, text: str) -> Path:
