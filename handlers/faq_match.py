@@ -253,6 +253,8 @@ def _train(gram: Array, labels: Sequence[int], topics: int) -> tuple[Array, Arra
     """Multinomial logistic regression in kernel form: (a weight per phrasing and topic,
     a bias per topic), by gradient steps in the space of the scores."""
     count = len(labels)
+    if not count:
+        return np.zeros((0, topics)), np.zeros(topics)
     gram = gram.astype(np.float32)  # twice as fast as float64, and as good here
     truth = np.zeros((count, topics), dtype=np.float32)
     truth[np.arange(count), labels] = 1.0
@@ -349,6 +351,8 @@ class Matcher:
     def rank(self, question: str) -> list[Match]:
         """Every topic with its score, best first."""
         model = self._model
+        if not model.topics:
+            return []
         query = _vector(features(question), model.idf, model.unknown * UNKNOWN)
         found = _scores(query, model.phrasings)
         closest: list[list[float]] = [[] for _ in model.topics]

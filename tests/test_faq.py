@@ -16,7 +16,7 @@ from bot.config import ROOT, Settings
 from db.models import UnansweredQuestion
 from handlers.faq import build_matcher
 from handlers.faq_content import ContentError, check_faq, load_faq
-from handlers.faq_match import features, stem
+from handlers.faq_match import Matcher, features, stem
 from tests.telegram_fakes import FakeUser
 
 Person = Callable[..., FakeUser]
@@ -277,3 +277,9 @@ def test_faq_ask_and_check_on_the_command_line(
     assert "12 topics" in capsys.readouterr().out
     assert main(["faq", "check", "--file", str(write(tmp_path, topic(answer="")))]) == 1
     assert "topic 1 (who-can-sign) km.answer: empty" in capsys.readouterr().err
+
+
+def test_a_matcher_without_phrasings_answers_nothing() -> None:
+    assert Matcher([]).answer("can I vote from abroad?") == (None, [])
+    [only] = Matcher([("withdraw", "delete my signature")]).rank("remove my signature")
+    assert only.topic == "withdraw"
