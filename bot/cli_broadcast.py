@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from bot.app import App
     from db.broadcasts import Audience
 
-FOLLOW_EVERY = 5.0  # seconds between progress lines
+FOLLOW_EVERY = 2.0  # seconds between progress lines
 
 
 def add_commands(commands: Any) -> None:
@@ -361,16 +361,19 @@ async def _previews(
     from aiogram.exceptions import TelegramAPIError
 
     from bot.channels.telegram import TelegramOutlet
+    from db import queries
     from handlers.base import Attachment, Reply
     from handlers.broadcasts import LANGUAGE_NAMES, recipient_reply
 
+    async with app.conversation.sessions() as session:
+        languages = await queries.admin_languages(session, channel="telegram", ids=[chat])
+    _ = app.translations.get(languages[chat]).gettext
     outlet = TelegramOutlet.from_settings(app.settings)
     try:
         for language, version in versions.items():
-            gettext = app.translations.get(language).gettext
-            reply = recipient_reply(version, gettext)
-            intro = f"Preview of the {LANGUAGE_NAMES[language]} version, from the shell:"
-            await outlet.post(chat, intro)
+            reply = recipient_reply(version, app.translations.get(language).gettext)
+            intro = _("Preview of the {language} version, exactly as they will see it:")
+            await outlet.post(chat, intro.format(language=LANGUAGE_NAMES[language]))
             if data is not None and "file_id" not in version:
                 kind = str(version["kind"])
                 attachment = Attachment(kind, str(version.get("filename") or kind), data=data)

@@ -30,7 +30,7 @@ from handlers.base import Attachment, Button, Context, Incoming, Kind, Reply
 logger = logging.getLogger(__name__)
 
 STOP_PAYLOAD = "n:off"  # the "stop news" button under every broadcast (handlers/privacy.py)
-STOP_LABEL = N_("🔕 Stop these news")
+STOP_LABEL = N_("🔕 No more news")
 TYPE_THE_NUMBER_ABOVE = 1000  # above this many recipients, the admin types the number
 DEFAULT_RATE = 25.0  # messages a second: under Telegram's free limit of about 30
 DEFAULT_ZONE = "Asia/Phnom_Penh"

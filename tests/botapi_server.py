@@ -329,8 +329,12 @@ class FakeBotAPI:
             message["caption"] = params["caption"]
         return message
 
-    def _file_id(self, sent: Any, kind: str) -> str:
-        # An upload comes as a file (the fake keeps its name and size); a reuse as an id.
+    def _file_id(self, params: Params, kind: str) -> str:
+        # An upload comes as a file (the fake keeps its name and size), named directly or
+        # through "attach://<field>"; a reuse comes as the file's id.
+        sent = params.get(kind)
+        if isinstance(sent, str) and sent.startswith("attach://"):
+            sent = params.get(sent.removeprefix("attach://"))
         if isinstance(sent, str) and sent:
             return sent
         if isinstance(sent, dict) and sent.get("size"):
@@ -338,14 +342,16 @@ class FakeBotAPI:
         raise ValueError(f"there is no {kind} in the request")
 
     async def _send_photo(self, params: Params) -> Any:
-        file_id = self._file_id(params.get("photo"), "photo")
+        file_id = self._file_id(params, "photo")
         sizes = [{"file_id": file_id, "file_unique_id": f"u-{file_id}", "width": 800,
                   "height": 600}]  # fmt: skip
         return self._message(params, photo=sizes)
 
     async def _send_document(self, params: Params) -> Any:
         sent = params.get("document")
-        file_id = self._file_id(sent, "document")
+        if isinstance(sent, str) and sent.startswith("attach://"):
+            sent = params.get(sent.removeprefix("attach://"))
+        file_id = self._file_id(params, "document")
         document = {"file_id": file_id, "file_unique_id": f"u-{file_id}"}
         if isinstance(sent, dict) and sent.get("filename"):
             document["file_name"] = sent["filename"]

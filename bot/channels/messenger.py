@@ -47,12 +47,13 @@ MORE_PREFIX = "mm:"
 MORE = N_("More…")
 GREETING = N_("Sign the petition for every Cambodian's right to vote, wherever they live.")
 GET_STARTED = "/start"
-# The persistent menu; "stop updates" joins it with the broadcaster.
+# The persistent menu, with the way out of the news (handlers/broadcasts.py STOP_*).
 MENU = (
     ("go:sign", N_("✍️ Sign the petition")),
     ("go:faq", N_("❓ Questions")),
     ("go:mine", N_("My signature")),
     ("go:lang", "ភាសា / Language"),
+    ("n:off", N_("🔕 No more news")),
 )
 PROFILE_LOCALES = (("default", "en"), ("km_KH", "km"))
 MAX_PENDING_PAGES = 10_000  # people in the middle of a paged list; the oldest are forgotten
