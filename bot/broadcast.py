@@ -179,11 +179,15 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, exit_when_idle: bool = False) -> None:
         """Hold the lease and send until `stop` (or, with `exit_when_idle`, until nothing is
         scheduled or running); stand by while another worker holds the lease."""
+        standing_by = False
         while not stop.is_set():
             if not await self.lease.acquire():
-                logger.info("another worker is broadcasting; standing by")
+                if not standing_by:
+                    logger.info("another worker is broadcasting; standing by")
+                standing_by = True
                 await _wait(stop, STANDBY_EVERY)
                 continue
+            standing_by = False
             try:
                 await self.recover()
                 while not stop.is_set() and await self.lease.alive():

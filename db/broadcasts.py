@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    String,
     Table,
     and_,
     bindparam,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -133,7 +135,8 @@ def _eligible() -> list[Any]:
 
 
 def _language() -> Any:
-    return func.coalesce(_USERS.c.language, "km")
+    # Inline, not a bound parameter: PostgreSQL must see the same expression in GROUP BY.
+    return func.coalesce(_USERS.c.language, literal_column("'km'", String))
 
 
 def _conditions(audience: Audience) -> list[Any]:

@@ -482,7 +482,7 @@ async def _broadcast(ctx: Context, _incoming: Incoming) -> list[Reply]:
 async def _broadcasts(ctx: Context, incoming: Incoming) -> list[Reply]:
     """The latest broadcasts with their figures; `/broadcasts cancel 12` cancels one."""
     words = ascii_digits(incoming.text).lower().split()
-    if len(words) == 2 and words[0] == "cancel" and words[1].isdigit():
+    if len(words) == 2 and words[0] == "cancel" and _number(words[1]) is not None:
         return [*await _cancel(ctx, int(words[1])), *signing.reminder(ctx)]
     return [await listing(ctx), *signing.reminder(ctx)]
 
@@ -562,14 +562,20 @@ async def _cancel(ctx: Context, broadcast_id: int) -> list[Reply]:
 COMPOSING = ("bc_km", "bc_en", "bc_audience", "bc_when", "bc_confirm")
 
 
+def _number(text: str) -> int | None:
+    """A broadcast's number as typed or carried by a button (ASCII digits, not absurd)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+
 async def handle_step(ctx: Context, incoming: Incoming) -> list[Reply] | None:
     """Admins' answers while composing, and the cancel buttons of `/broadcasts`; None for
     anything else (other commands keep working, and repeat the pending question)."""
     step = ctx.user.step
     if incoming.kind is Kind.BUTTON and incoming.text.startswith("bx:"):
-        if not ctx.is_admin or not incoming.text[3:].isdigit():
+        number = _number(incoming.text[3:])
+        if not ctx.is_admin or number is None:
             return None  # answered as a stale button
-        return [*await _cancel(ctx, int(incoming.text[3:])), *signing.reminder(ctx)]
+        return [*await _cancel(ctx, number), *signing.reminder(ctx)]
     if step not in COMPOSING:
         return None
     if not ctx.is_admin:  # no longer an admin: the draft goes

@@ -52,9 +52,7 @@ class PhotoSession(RecordingSession):
                 message_id=next(_ids),
                 date=datetime.now(UTC),
                 chat=Chat(id=int(method.chat_id), type="private"),
-                photo=[
-                    PhotoSize(file_id=str(method.photo), file_unique_id="u", width=8, height=8)
-                ],
+                photo=[PhotoSize(file_id=str(method.photo), file_unique_id="u", width=8, height=8)],
                 caption=method.caption,
             )
         return await super().make_request(bot, method, timeout)
