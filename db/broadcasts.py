@@ -432,6 +432,8 @@ async def claim(
     started are skipped on the way, and Messenger people who last wrote more than 24 hours
     ago too (the platform allows no message then); those are not returned.
     """
+    # A CTE, not `IN (SELECT ... LIMIT n)`: PostgreSQL may run such a subquery again for
+    # each row it updates, and take more than n; a locking CTE runs once.
     due = (
         select(_OUTBOX.c.id)
         .where(
@@ -444,7 +446,7 @@ async def claim(
         # PostgreSQL: workers claiming at once take different rows instead of queueing;
         # SQLite has a single writer and ignores the clause.
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        .cte("due")
     )
     person = and_(_USERS.c.id == _OUTBOX.c.user_id, *_wants_news())
     eligible = exists().where(person)
@@ -456,7 +458,7 @@ async def claim(
     )
     statement = (
         update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_(due), _OUTBOX.c.status == "pending")
+        .where(_OUTBOX.c.id.in_(select(due.c.id)), _OUTBOX.c.status == "pending")
         .values(
             status=case((~eligible, "skipped"), (~in_window, "skipped"), else_="sending"),
             error=case((~eligible, OPTED_OUT), (~in_window, OUTSIDE_WINDOW), else_=None),
