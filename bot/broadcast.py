@@ -225,8 +225,11 @@ class Worker:
             logger.info("broadcast %d started", broadcast_id)
         async with self.sessions() as session:
             active = await store.active_broadcasts(session)
-        for broadcast in active:
-            if broadcast.status == "running" and not stop.is_set():
+        running = [broadcast for broadcast in active if broadcast.status == "running"]
+        if not running:
+            return bool(active)  # nothing to send now: one look at the database was enough
+        for broadcast in running:
+            if not stop.is_set():
                 await self.deliver(broadcast, stop)
         async with self.sessions() as session:
             return bool(await store.active_broadcasts(session))
