@@ -54,11 +54,9 @@ Clock = Callable[[], datetime]
 
 
 def limits(settings: Settings) -> tuple[float, float]:
-    """The highest rate for ordinary and for paid broadcasts (BROADCAST_RATE,
-    BROADCAST_PAID_RATE once the settings name them; 25 and 1,000 a second until then)."""
-    rate = getattr(settings, "broadcast_rate", None) or DEFAULT_RATE
-    paid = getattr(settings, "broadcast_paid_rate", None) or PAID_RATE
-    return float(rate), float(paid)
+    """The highest rate for ordinary and for paid broadcasts (BROADCAST_RATE and
+    BROADCAST_PAID_RATE)."""
+    return settings.broadcast_rate, settings.broadcast_paid_rate
 
 
 def window_for(rate: float) -> int:

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # Where the console chat saves the files it is sent (charts, exports, QR codes).
     files_dir: Path = ROOT / "data" / "files"
     log_level: str = "INFO"
+    # Broadcasts: messages a second (Telegram allows about 30 without paying); with
+    # allow_paid_broadcast (`petitionbot broadcast --paid`) up to 1,000, paid in Stars.
+    broadcast_rate: Annotated[float, Field(gt=0, le=30)] = 25.0
+    broadcast_paid_rate: Annotated[float, Field(gt=0, le=1000)] = 1000.0
 
     @field_validator(
         "telegram_bot_token",

@@ -30,6 +30,11 @@ async def route(ctx: Context, incoming: Incoming) -> list[Reply]:
     # Order matters: language and help first; then the person's rights (which work at any
     # step); then questions (their buttons, and typed text while no step is pending); then
     # the signing flow, which takes the rest.
+    # Composing a broadcast takes any input (photos, forwarded and long texts) at its own
+    # steps, which the signing flow would refuse: it is asked first. Admins only.
+    composing = await broadcasts.handle_step(ctx, incoming)
+    if composing is not None:
+        return composing
     for feature in (common, privacy, faq, signing):
         replies = await feature.handle(ctx, incoming)
         if replies is not None:

@@ -98,11 +98,6 @@ async def my_data(ctx: Context) -> Reply:
 async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
     """/mydata, /delete, /stop, /privacy, the news buttons, and news offered again on /start."""
     _ = ctx.gettext
-    # Composing a broadcast takes any input (photos, forwarded and long texts) at its own
-    # steps, which the signing flow would refuse: it is asked first. Admins only.
-    composing = await broadcasts.handle_step(ctx, incoming)
-    if composing is not None:
-        return composing
     if incoming.kind is Kind.BUTTON and incoming.text == "n:on":
         await _news(ctx, on=True)
         return [Reply(_("You will receive news from the campaign again. /stop ends them."))]

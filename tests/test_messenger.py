@@ -663,6 +663,7 @@ async def test_messenger_setup_sends_the_three_calls(
         "go:faq",
         "go:mine",
         "go:lang",
+        "n:off",
     ]
     assert {item["type"] for item in default_menu["call_to_actions"]} == {"postback"}
     assert khmer_menu["locale"] == "km_KH"

@@ -492,6 +492,7 @@ async def run_polling(app: App, stop: asyncio.Event | None = None) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
+        await app.conversation.settle()  # a large export in the making still reaches its admin
         await bot.session.close()
 
 
@@ -598,4 +599,5 @@ async def run_webhook(
             await stop.wait()
     finally:
         await runner.cleanup()
+        await app.conversation.settle()  # a large export in the making still reaches its admin
         await bot.session.close()
