@@ -23,11 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import segno
 from PIL import Image, ImageDraw, ImageFont, features
 
 from bot.text import normalise
+
+if TYPE_CHECKING:
+    import segno
 
 ROOT = Path(__file__).resolve().parent.parent
 FONT_DIR = ROOT / "assets" / "fonts"
@@ -55,6 +58,8 @@ class Poster:
 @lru_cache(maxsize=32)  # a volunteer asks for the same poster again: no second render
 def make_poster(link: str, title: str | None = None) -> Poster:
     """The QR code of `link` on an A4-wide page, the link under it and `title` over it."""
+    import segno  # here, not at the top: only admins make posters
+
     symbol = segno.make(link, error="q", boost_error=True, micro=False)
     modules = int(symbol.symbol_size(border=0)[0])
     scale = min(PAGE_WIDTH // (modules + 2 * QUIET), MAX_SYMBOL // modules)

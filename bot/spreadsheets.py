@@ -18,8 +18,6 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO, Protocol
 
-import openpyxl  # no type information shipped: see the mypy overrides
-
 FORMATS = ("csv", "xlsx")
 # What a spreadsheet reads as the start of a formula (Excel, LibreOffice, Google Sheets).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -90,6 +88,9 @@ class XlsxSheet:
 
     def __init__(self, out: IO[bytes], *, title: str, widths: Sequence[int] = ()) -> None:
         """`widths`: column widths in characters, for a readable first look."""
+        import openpyxl  # here, not at the top: about 28 MB the bot needs only for exports
+
+        self._openpyxl = openpyxl
         self._out = out
         self._book = openpyxl.Workbook(write_only=True)
         self._sheet = self._book.create_sheet(title=title[:31] or "Sheet1")
@@ -109,7 +110,7 @@ class XlsxSheet:
             self._header = False
             cells = []
             for value in values:
-                cell = openpyxl.cell.WriteOnlyCell(self._sheet, value=value)
+                cell = self._openpyxl.cell.WriteOnlyCell(self._sheet, value=value)
                 cell.font = self._bold
                 cells.append(cell)
             self._sheet.append(cells)
@@ -167,6 +168,8 @@ def _csv_rows(path: Path) -> Iterator[list[str]]:
 
 
 def _xlsx_rows(path: Path) -> Iterator[list[str]]:
+    import openpyxl
+
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many kinds for a broken file
