@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ WRITE_BATCH = 2_000
 # Larger exports are made after the answer, outside the conversation's transaction, and
 # come a little later: the bot goes on answering everyone meanwhile.
 INLINE_ROWS = 5_000
+SHARE_EVERY = 20  # rows written between two chances for the event loop to run
 
 Gettext = Callable[[str], str]
 
@@ -144,13 +146,15 @@ async def write_export(
     language: str,
     cipher: ContactCipher | None,
     rows: AsyncIterator[db_exports.ExportRow] | None = None,
+    share_every: int | None = None,
 ) -> int:
     """Stream the signatures a request names into `out` as CSV or XLSX; returns how many.
 
     Rows go from the database (`session`, or the `rows` given) to the file a batch at a
     time. Turning a batch into cells and writing it (decrypting contacts, openpyxl's XML)
     happens in a worker thread, so the bot goes on answering people meanwhile. Raises
-    ContactsUnavailable when contacts are asked for without the keys."""
+    ContactsUnavailable when contacts are asked for without the keys. `share_every`: rows
+    between two pauses that let the bot's event loop run (for exports made while it serves)."""
     if request.with_contacts and cipher is None:
         raise ContactsUnavailable
     chosen = columns(
@@ -165,8 +169,12 @@ async def write_export(
     cells = _Cells(gettext, language, cipher if request.with_contacts else None)
 
     def write(batch: list[db_exports.ExportRow]) -> None:
-        for row in batch:
+        for index, row in enumerate(batch, start=1):
             sheet.write(cells(row, include_invalidated=request.include_invalidated))
+            if share_every and index % share_every == 0:
+                # Let the event loop's thread take the interpreter lock now and then, so
+                # the bot answers people while a large file is written.
+                time.sleep(0)
 
     if rows is None:
         assert session is not None, "write_export needs a session or rows"
@@ -426,7 +434,14 @@ async def _made_later(
         sessions, where=request.where, with_contacts=request.with_contacts
     )
     count = await write_export(
-        None, buffer, request, gettext=gettext, language=language, cipher=cipher, rows=rows
+        None,
+        buffer,
+        request,
+        gettext=gettext,
+        language=language,
+        cipher=cipher,
+        rows=rows,
+        share_every=SHARE_EVERY,
     )
     async with sessions() as session, session.begin():
         await audit_export(session, actor=actor, request=request, count=count, language=language)
