@@ -112,17 +112,7 @@ def _export_query(
     where: SignatureFilter, *, include_invalidated: bool, with_contacts: bool
 ) -> Select[Any]:
     s = _SIGNATURES.c
-    conditions: list[Any] = []
-    if not include_invalidated:
-        conditions.append(s.invalidated_at.is_(None))
-    if where.country:
-        conditions.append(s.country == where.country)
-    if where.code:
-        conditions.append(s.referrer_code == where.code)
-    if where.since:
-        conditions.append(s.created_at >= where.since)
-    if where.until:
-        conditions.append(s.created_at < where.until)
+    conditions = where.where(counted_only=not include_invalidated)
     # Contacts not asked for are never read from the database at all.
     contacts = (
         (s.phone, s.email) if with_contacts else (null().label("phone"), null().label("email"))

@@ -246,9 +246,9 @@ class SignatureFilter:
     since: datetime | None = None
     until: datetime | None = None
 
-    def where(self) -> list[Any]:
-        """The filter as SQL conditions (always: not already set aside)."""
-        conditions: list[Any] = [Signature.invalidated_at.is_(None)]
+    def where(self, *, counted_only: bool = True) -> list[Any]:
+        """The filter as SQL conditions (unless told otherwise: not already set aside)."""
+        conditions: list[Any] = [Signature.invalidated_at.is_(None)] if counted_only else []
         if self.country:
             conditions.append(Signature.country == self.country)
         if self.code:

@@ -21,6 +21,7 @@ from tests.telegram_fakes import FakeUser, RecordingSession
 TOKEN = "123456:" + "A" * 35
 DATA_KEY = new_key()
 HASH_KEY = "h" * 40
+ADMIN = 777  # the organiser's Telegram id in tests with an admin (ADMIN_IDS)
 DIALECTS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
@@ -102,3 +103,20 @@ def person(
         return FakeUser(dispatcher, bot, session, user_id)
 
     return make
+
+
+@pytest.fixture
+async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+    """The application with one admin, ADMIN, from ADMIN_IDS (flood limit lifted)."""
+    application = await build_app(make_settings(admin_ids=str(ADMIN)))
+    application.conversation.flood = FloodGuard(limit=1_000_000)
+    yield application
+    await application.close()
+
+
+@pytest.fixture
+def people(admin_app: App, session: RecordingSession) -> Callable[[int], FakeUser]:
+    """Make a person on the admin's app, by Telegram user id (ADMIN is the organiser)."""
+    bot = build_bot(admin_app.settings, session=session)
+    dispatcher = build_dispatcher(admin_app)
+    return lambda user_id: FakeUser(dispatcher, bot, session, user_id)

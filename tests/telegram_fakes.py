@@ -14,6 +14,7 @@ from aiogram.methods import (
     GetMe,
     SendDocument,
     SendMessage,
+    SendPhoto,
     SetMyCommands,
     TelegramMethod,
 )
@@ -24,6 +25,7 @@ from aiogram.types import (
     Document,
     InlineKeyboardMarkup,
     Message,
+    PhotoSize,
     ReplyKeyboardMarkup,
     Sticker,
     Update,
@@ -62,6 +64,16 @@ class RecordingSession(BaseSession):
                 document=Document(file_id="d1", file_unique_id="d1"),
                 caption=method.caption,
             )
+        if isinstance(method, SendPhoto):
+            # A picture the bot sends (a chart, a broadcast's photo): in `photos()`.
+            file_id = method.photo if isinstance(method.photo, str) else "p1"
+            return Message(
+                message_id=next(self._message_ids),
+                date=datetime.now(UTC),
+                chat=Chat(id=int(method.chat_id), type="private"),
+                photo=[PhotoSize(file_id=file_id, file_unique_id=file_id, width=8, height=8)],
+                caption=method.caption,
+            )
         if isinstance(method, AnswerCallbackQuery | SetMyCommands | DeleteWebhook):
             return True
         if isinstance(method, GetMe):
@@ -77,6 +89,10 @@ class RecordingSession(BaseSession):
     def sent(self) -> list[SendMessage]:
         """The messages sent so far."""
         return [call for call in self.calls if isinstance(call, SendMessage)]
+
+    def photos(self) -> list[SendPhoto]:
+        """The photos sent so far (`call.photo.data` holds the bytes uploaded)."""
+        return [call for call in self.calls if isinstance(call, SendPhoto)]
 
     def documents(self) -> list[SendDocument]:
         """The files sent so far (`call.document.data` holds the bytes uploaded)."""

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest
 from sqlalchemy import select
 
-from bot.app import App, build_app
-from bot.channels.telegram import build_bot, build_dispatcher
-from bot.config import Settings
-from bot.flood import FloodGuard
+from bot.app import App
 from db.models import Signature
-from tests.telegram_fakes import FakeUser, RecordingSession
-
-ADMIN = 777
-
-
-@pytest.fixture
-async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    application = await build_app(make_settings(admin_ids=str(ADMIN)))
-    application.conversation.flood = FloodGuard(limit=1_000_000)
-    yield application
-    await application.close()
-
-
-@pytest.fixture
-def people(admin_app: App, session: RecordingSession) -> Callable[[int], FakeUser]:
-    bot = build_bot(admin_app.settings, session=session)
-    dispatcher = build_dispatcher(admin_app)
-    return lambda user_id: FakeUser(dispatcher, bot, session, user_id)
+from tests.conftest import ADMIN
+from tests.telegram_fakes import FakeUser
 
 
 async def sign(someone: FakeUser, country: str = "US", name: str = "Sok Dara") -> None:

@@ -6,15 +6,10 @@ a broadcast, and gets them back; blocking the bot opts a person out."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import pytest
-from aiogram import Bot
-from aiogram.methods import SendPhoto, TelegramMethod
 from aiogram.types import (
-    Chat,
     ChatMemberBanned,
     ChatMemberMember,
     ChatMemberUpdated,
@@ -26,60 +21,15 @@ from aiogram.types import (
 from aiogram.types import User as TelegramUser
 from sqlalchemy import select
 
-from bot.app import App, build_app
-from bot.channels.telegram import build_bot, build_dispatcher
-from bot.config import Settings
-from bot.flood import FloodGuard
+from bot.app import App
 from db import broadcasts as store
 from db.models import AuditEntry, Broadcast, Signature, User, utcnow
 from handlers.broadcasts import STOP_PAYLOAD
+from tests.conftest import ADMIN
 from tests.telegram_fakes import FakeUser, RecordingSession
 from tests.test_broadcast import add_many, add_person
 
-ADMIN = 777
 _ids = itertools.count(900_000)
-
-
-class PhotoSession(RecordingSession):
-    """The recording session, which also takes photos (the previews of a photo broadcast)."""
-
-    async def make_request(
-        self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None
-    ) -> Any:
-        if isinstance(method, SendPhoto):
-            self.calls.append(method)
-            return Message(
-                message_id=next(_ids),
-                date=datetime.now(UTC),
-                chat=Chat(id=int(method.chat_id), type="private"),
-                photo=[PhotoSize(file_id=str(method.photo), file_unique_id="u", width=8, height=8)],
-                caption=method.caption,
-            )
-        return await super().make_request(bot, method, timeout)
-
-    def photos(self) -> list[SendPhoto]:
-        """The photos sent so far."""
-        return [call for call in self.calls if isinstance(call, SendPhoto)]
-
-
-@pytest.fixture
-async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    application = await build_app(make_settings(admin_ids=str(ADMIN)))
-    application.conversation.flood = FloodGuard(limit=1_000_000)
-    yield application
-    await application.close()
-
-
-@pytest.fixture
-def photo_session() -> PhotoSession:
-    return PhotoSession()
-
-
-@pytest.fixture
-def people(admin_app: App, photo_session: PhotoSession) -> Callable[[int], FakeUser]:
-    bot = build_bot(admin_app.settings, session=photo_session)
-    dispatcher = build_dispatcher(admin_app)
-    return lambda user_id: FakeUser(dispatcher, bot, photo_session, user_id)
 
 
 async def organiser(people: Callable[[int], FakeUser]) -> FakeUser:
@@ -119,7 +69,7 @@ async def the_broadcast(app: App) -> Broadcast:
 
 
 async def test_an_admin_composes_a_bilingual_photo_broadcast_to_a_segment(
-    admin_app: App, people: Callable[[int], FakeUser], photo_session: PhotoSession
+    admin_app: App, people: Callable[[int], FakeUser], session: RecordingSession
 ) -> None:
     await seed_recipients(admin_app)
     admin = await organiser(people)
@@ -141,7 +91,7 @@ async def test_an_admin_composes_a_bilingual_photo_broadcast_to_a_segment(
     await admin.send("country=Narnia")
     assert "I do not know the country “Narnia”." in admin.text()
 
-    before = len(photo_session.photos())
+    before = len(session.photos())
     await admin.click("✅ Continue")
     shown = admin.text()
     assert "This broadcast will go to 2 people:" in shown
@@ -152,7 +102,7 @@ async def test_an_admin_composes_a_bilingual_photo_broadcast_to_a_segment(
     assert khmer.text == "<b>ព័ត៌មាន</b> ថ្មី"
     [[stop]] = khmer.reply_markup.inline_keyboard  # type: ignore[union-attr]
     assert stop.callback_data == STOP_PAYLOAD
-    [photo] = photo_session.photos()[before:]
+    [photo] = session.photos()[before:]
     assert photo.photo == "photo-big"  # the largest size, by its id: no upload
     assert photo.caption == "<b>Happy New Year</b> from CEROC"
     assert photo.reply_markup.inline_keyboard[0][0].callback_data == STOP_PAYLOAD  # type: ignore[union-attr]

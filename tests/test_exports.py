@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,16 +20,14 @@ from bot.app import App, build_app
 from bot.channels.telegram import build_bot, build_dispatcher
 from bot.cli import main
 from bot.config import Settings
-from bot.flood import FloodGuard
 from db import exports as db_exports
 from db.models import AuditEntry
 from db.protect import ContactCipher
 from handlers import exports
 from handlers.base import Incoming
-from tests.conftest import DATA_KEY, HASH_KEY
+from tests.conftest import ADMIN, DATA_KEY, HASH_KEY
 from tests.telegram_fakes import FakeUser, RecordingSession
 
-ADMIN = 777
 ROOT = Path(__file__).resolve().parent.parent
 CIPHER = ContactCipher([DATA_KEY], HASH_KEY)
 ENGLISH_HEADER = [
@@ -59,21 +57,6 @@ def signature(**fields: Any) -> dict[str, Any]:
 async def seed(app: App, *rows: dict[str, Any]) -> None:
     async with app.conversation.sessions() as session, session.begin():
         await db_exports.add_signatures(session, rows=list(rows))
-
-
-@pytest.fixture
-async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    application = await build_app(make_settings(admin_ids=str(ADMIN)))
-    application.conversation.flood = FloodGuard(limit=1_000_000)
-    yield application
-    await application.close()
-
-
-@pytest.fixture
-def people(admin_app: App, session: RecordingSession) -> Callable[[int], FakeUser]:
-    bot = build_bot(admin_app.settings, session=session)
-    dispatcher = build_dispatcher(admin_app)
-    return lambda user_id: FakeUser(dispatcher, bot, session, user_id)
 
 
 @pytest.fixture

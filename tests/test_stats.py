@@ -4,70 +4,34 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram import Bot
-from aiogram.methods import SendPhoto, TelegramMethod
-from aiogram.types import Chat, Message, PhotoSize
 from PIL import Image, ImageFont, features
 from sqlalchemy import insert, select, update
 
 from bot import chart
-from bot.app import App, build_app
+from bot.app import App
 from bot.channels import console
 from bot.channels.telegram import build_bot, build_dispatcher
-from bot.config import Settings
-from bot.flood import FloodGuard
 from db import queries
 from db import stats as db_stats
 from db.models import Signature, User, VolunteerCode
 from handlers import stats
 from handlers.base import Incoming, Reply
+from tests.conftest import ADMIN
 from tests.telegram_fakes import FakeUser, RecordingSession
 
-ADMIN = 777
 # A fixed clock: the windows (today, 7 and 30 days) and the date shown are exact.
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 MIDNIGHT = datetime(2026, 11, 23, tzinfo=UTC)
 
 
-class PhotoSession(RecordingSession):
-    """The strict fake Bot API, also taking photo uploads (the chart)."""
-
-    async def make_request(
-        self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None
-    ) -> Any:
-        if isinstance(method, SendPhoto):
-            self.calls.append(method)
-            return Message(
-                message_id=len(self.calls),
-                date=datetime.now(UTC),
-                chat=Chat(id=int(method.chat_id), type="private"),
-                photo=[PhotoSize(file_id="p1", file_unique_id="p1", width=1200, height=900)],
-                caption=method.caption,
-            )
-        return await super().make_request(bot, method, timeout)
-
-    def photos(self) -> list[SendPhoto]:
-        """The photos sent so far."""
-        return [call for call in self.calls if isinstance(call, SendPhoto)]
-
-
 @pytest.fixture(autouse=True)
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stats, "utcnow", lambda: NOW)
-
-
-@pytest.fixture
-async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    application = await build_app(make_settings(admin_ids=str(ADMIN)))
-    application.conversation.flood = FloodGuard(limit=1_000_000)
-    yield application
-    await application.close()
 
 
 def _user(
@@ -343,7 +307,7 @@ async def test_without_shaping_a_khmer_admin_gets_an_english_chart(
 
 
 async def test_a_non_admin_gets_the_unknown_command_answer(admin_app: App) -> None:
-    session = PhotoSession()
+    session = RecordingSession()
     bot = build_bot(admin_app.settings, session=session)
     stranger = FakeUser(build_dispatcher(admin_app), bot, session, 888)
     await stranger.send("/stats")
@@ -357,7 +321,7 @@ async def test_a_non_admin_gets_the_unknown_command_answer(admin_app: App) -> No
 
 async def test_an_admin_on_telegram_gets_the_chart_as_a_photo(admin_app: App) -> None:
     await seed(admin_app, admin_language="en")
-    session = PhotoSession()
+    session = RecordingSession()
     bot = build_bot(admin_app.settings, session=session)
     organiser = FakeUser(build_dispatcher(admin_app), bot, session, ADMIN)
     await organiser.send("/start")
