@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,14 +135,8 @@ async def test_csv_from_the_shell_holds_the_counted_signatures_with_khmer_intact
 
 
 async def test_column_names_follow_the_readers_language(admin_app: App) -> None:
-    """Khmer headers come from the translations (here, the strings waiting to be merged)."""
-    incoming = tomllib.loads((ROOT / "locales/incoming/exports.toml").read_text("utf-8"))
-    from bot.i18n import Translations
-
-    catalog = Translations(admin_app.settings.locales_dir).get("km").gettext
-
-    def khmer(text: str) -> str:
-        return str(incoming.get(text) or catalog(text))
+    """Khmer headers come from the translations."""
+    khmer = admin_app.translations.get("km").gettext
 
     await seed(admin_app, signature(full_name="ហេង សំណាង", country="KH", language="km"))
     for kind, read in (("csv", csv_rows), ("xlsx", xlsx_rows)):
