@@ -58,8 +58,6 @@ async def _poster(settings: Settings, *, code: str | None, username: str, out: P
         found = None
         if code is not None:
             found = await codes.find_code(session, code=code)
-            if found is None and code.lower() != code:
-                found = await codes.find_code(session, code=code.lower())  # typed in capitals
             if found is None:
                 print(f"There is no share code {code}: /codes in the chat lists them.",
                       file=sys.stderr)  # fmt: skip

@@ -94,7 +94,15 @@ async def personal_link_signatures(session: AsyncSession) -> int:
 
 
 async def find_code(session: AsyncSession, *, code: str) -> FoundCode | None:
-    """The share code `code`, a volunteer's or a signer's; None when nobody has it."""
+    """The share code `code`, a volunteer's or a signer's, also when typed in capitals;
+    None when nobody has it."""
+    found = await _exact_code(session, code)
+    if found is None and code.lower() != code:
+        found = await _exact_code(session, code.lower())  # codes are made in lower case
+    return found
+
+
+async def _exact_code(session: AsyncSession, code: str) -> FoundCode | None:
     row = (await session.execute(select(_CODES.c.name).where(_CODES.c.code == code))).first()
     if row is not None:
         return FoundCode(code=code, kind="volunteer", name=row[0])

@@ -143,8 +143,6 @@ async def _poster_for(ctx: Context, argument: str) -> list[Reply]:
     if not _CODE.match(code):
         return [Reply(_("A share code has only Latin letters and digits, e.g. /qr k7m2qx"))]
     found = await codes.find_code(ctx.session, code=code)
-    if found is None and code.lower() != code:
-        found = await codes.find_code(ctx.session, code=code.lower())  # typed in capitals
     if found is None:
         text = _("There is no share code {code}. See the volunteer codes with /codes.")
         return [Reply(text.format(code=html.escape(code)))]
