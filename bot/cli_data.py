@@ -258,7 +258,6 @@ _LANGUAGE_WORDS = {fold(word): code for word, code in (
     ("km", "km"), ("khmer", "km"), ("ខ្មែរ", "km"), ("ភាសាខ្មែរ", "km"),
     ("en", "en"), ("english", "en"), ("អង់គ្លេស", "en"), ("ភាសាអង់គ្លេស", "en"),
 )}  # fmt: skip
-_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as a share link carries it
 
 
 def header_columns(header: list[str]) -> tuple[dict[str, int], list[str]]:
@@ -390,6 +389,7 @@ class RowChecker:
 
     def check(self, number: int, cells: list[str]) -> PaperSignature | list[str]:
         """The signature a row holds, or every reason it cannot be taken."""
+        from db.codes import SHARE_CODE
         from handlers import places, validation
 
         def cell(column: str) -> str:
@@ -420,7 +420,7 @@ class RowChecker:
         phone, email, dropped = self._contacts(cell("phone"), cell("email"), country, problems)
         day = self._day(cell("date"), problems)
         code = cell("code") or None
-        if code is not None and not _CODE.fullmatch(code):
+        if code is not None and not SHARE_CODE.fullmatch(code):
             problems.append(f"collector code: {code!r} is not a code (letters, digits, - and _)")
         language = _LANGUAGE_WORDS.get(fold(cell("language")))
         if cell("language") and language is None:

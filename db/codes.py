@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from db.queries import _CODE_ALPHABET
 # short enough to read out. Personal codes have ten, so the two kinds never meet (checked
 # all the same).
 CODE_LENGTH = 6
+SHARE_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a /start link can carry (fullmatch)
 _ATTEMPTS = 20
 
 _CODES: Table = VolunteerCode.__table__  # type: ignore[assignment]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import re
 from urllib.parse import urlsplit, urlunsplit
 
 from bot import qr
@@ -28,7 +27,6 @@ logger = logging.getLogger(__name__)
 MAX_NAME = 100  # the column's size
 SHOWN = 30  # codes listed in one message (Telegram allows 4,096 characters)
 _QUOTES = "\"'“”„‘’«»「」"
-_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what a /start link can carry
 
 
 @admin.command("code")
@@ -140,7 +138,7 @@ async def _poster_for(ctx: Context, argument: str) -> list[Reply]:
     code = argument.strip().strip(_QUOTES).strip()
     if not code:
         return await _poster(ctx, None, "")
-    if not _CODE.match(code):
+    if not codes.SHARE_CODE.fullmatch(code):
         return [Reply(_("A share code has only Latin letters and digits, e.g. /qr k7m2qx"))]
     found = await codes.find_code(ctx.session, code=code)
     if found is None:
