@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.dialect import insert_ignoring_conflicts
 from db.models import Milestone, Signature, utcnow
+from db.queries import SignatureFilter, count_matching
 
 MILESTONES = (100, 500, 1_000, 5_000, 10_000)  # and the goal
 
@@ -94,5 +95,4 @@ async def latest_signature(session: AsyncSession) -> int | None:
 
 async def counted_total(session: AsyncSession) -> int:
     """The number of counted signatures (not set aside)."""
-    query = select(func.count(_SIGNATURES.c.id)).where(_SIGNATURES.c.invalidated_at.is_(None))
-    return int((await session.execute(query)).scalar_one())
+    return await count_matching(session, where=SignatureFilter())
