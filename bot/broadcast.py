@@ -172,7 +172,6 @@ class Worker:
     report_every: float = REPORT_EVERY
     backoff: float = BACKOFF  # seconds before the first retry; doubled for each next one
     pacers: dict[str, Pacer] = field(default_factory=dict)
-    recovered: dict[int, int] = field(default_factory=dict)  # unknown rows, by broadcast
 
     async def run(self, stop: asyncio.Event, *, exit_when_idle: bool = False) -> None:
         """Hold the lease and send until `stop` (or, with `exit_when_idle`, until nothing is
@@ -210,7 +209,6 @@ class Worker:
                 broadcast_id,
                 count,
             )
-            self.recovered[broadcast_id] = self.recovered.get(broadcast_id, 0) + count
         return found
 
     async def tick(self, stop: asyncio.Event | None = None) -> bool:

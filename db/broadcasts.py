@@ -568,19 +568,6 @@ async def recover(session: AsyncSession, *, now: datetime) -> dict[int, int]:
     return found
 
 
-async def next_retry(session: AsyncSession, *, broadcast_id: int) -> datetime | None:
-    """When the earliest row waiting for a retry becomes due, if any."""
-    found = await session.execute(
-        select(func.min(_OUTBOX.c.not_before)).where(
-            _OUTBOX.c.broadcast_id == broadcast_id,
-            _OUTBOX.c.status == "pending",
-            _OUTBOX.c.not_before.is_not(None),
-        )
-    )
-    value = found.scalar_one_or_none()
-    return as_utc(value) if value is not None else None
-
-
 # ---------------------------------------------------------------- the lease (dialects)
 #
 # One broadcaster sends at a time, so the global rate holds however many processes run a

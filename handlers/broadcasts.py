@@ -39,7 +39,6 @@ CAPTION_LIMIT = 1024  # and for a photo's or a document's caption
 LISTED = 10
 FAR_AHEAD = timedelta(days=366)
 LANGUAGE_NAMES = {"km": "ភាសាខ្មែរ", "en": "English"}
-STEP_FOR = {"km": "bc_km", "en": "bc_en"}
 _FILTER_PART = re.compile(r"([A-Za-z_]+)\s*=\s*(.*?)(?=\s+[A-Za-z_]+\s*=|$)", re.DOTALL)
 _WHEN = re.compile(
     r"(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+|T)(\d{1,2})[:.h](\d{2})(?:\s+([A-Za-z_+\-/0-9]+))?"
