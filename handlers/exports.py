@@ -204,34 +204,25 @@ async def write_export(
 
 def describe_filter(where: queries.SignatureFilter) -> str:
     """The filter as typed: `country=KH since=2026-04-01` ("" for everything)."""
-    parts = []
-    if where.country:
-        parts.append(f"country={where.country}")
-    if where.code:
-        parts.append(f"code={where.code}")
-    if where.since:
-        parts.append(f"since={where.since.date().isoformat()}")
-    if where.until:
-        parts.append(f"until={_last_day(where.until)}")
-    return " ".join(parts)
+    return " ".join(f"{name}={value}" for name, value in _filter_words(where).items())
 
 
-def _last_day(until: datetime) -> str:
-    # Kept as the start of the next day; shown as the last day included.
-    return (until - timedelta(days=1)).date().isoformat()
+def _filter_words(where: queries.SignatureFilter) -> dict[str, str]:
+    """The filter's options as typed, those set only."""
+    words = {
+        "country": where.country,
+        "code": where.code,
+        "since": where.since.date().isoformat() if where.since else None,
+        # Kept as the start of the next day; shown as the last day included.
+        "until": (where.until - timedelta(days=1)).date().isoformat() if where.until else None,
+    }
+    return {name: value for name, value in words.items() if value}
 
 
 async def audit_export(
     session: AsyncSession, *, actor: str, request: ExportRequest, count: int, language: str
 ) -> None:
     """Record an export: who, which options and filter, how many rows; never a name."""
-    where = request.where
-    filters = {
-        "country": where.country,
-        "code": where.code,
-        "since": where.since.date().isoformat() if where.since else None,
-        "until": _last_day(where.until) if where.until else None,
-    }
     await queries.audit(
         session,
         actor=actor,
@@ -241,7 +232,7 @@ async def audit_export(
         include_invalidated=request.include_invalidated,
         count=count,
         language=language,
-        **{name: value for name, value in filters.items() if value},
+        **_filter_words(request.where),
     )
 
 
