@@ -98,10 +98,6 @@ def font(size: int, *, bold: bool = False) -> FontType:
     return loaded
 
 
-def _number(value: int, language: str) -> str:
-    return format_number(value, language)
-
-
 def _long_day(day: date, language: str) -> str:
     shown = format_date(day, format="d MMMM y", locale=language)
     return khmer_digits(shown) if language == "km" else shown
@@ -149,8 +145,8 @@ def render(data: ChartData, words: ChartText, *, language: str) -> bytes:
     draw.text((right, 64), updated, font=font(24), fill=GREY, anchor="rs")
     percent = format_percent_of(data.total, data.goal, language)
     progress = words.progress.format(
-        total=_number(data.total, language),
-        goal=_number(data.goal, language),
+        total=format_number(data.total, language),
+        goal=format_number(data.goal, language),
         percent=percent,
     )
     draw.text((left, 114), progress, font=font(30, bold=True), fill=INK, anchor="ls")
@@ -204,9 +200,9 @@ def _draw_days(
     for tick in range(5):
         y = y1 - height * tick / 4
         draw.line((x0, y, x1, y), fill=GRID, width=1)
-        per_day_label = _number(day_step * tick, language)
+        per_day_label = format_number(day_step * tick, language)
         draw.text((x0 - 10, y), per_day_label, font=small, fill=BLUE, anchor="rm")
-        total_label = _number(total_step * tick, language)
+        total_label = format_number(total_step * tick, language)
         draw.text((x1 + 10, y), total_label, font=small, fill=RED, anchor="lm")
 
     slot = (x1 - x0) / len(days)
@@ -222,7 +218,7 @@ def _draw_days(
     goal_y = y_total(data.goal)
     for dash in range(x0, x1, 18):
         draw.line((dash, goal_y, min(dash + 10, x1), goal_y), fill=GOLD, width=3)
-    goal_text = words.goal.format(goal=_number(data.goal, language))
+    goal_text = words.goal.format(goal=format_number(data.goal, language))
     _label_on_white(draw, (x0 + 8, goal_y - 8), goal_text, label, anchor="ld", fill=GOLD)
 
     # The running total toward the goal.
@@ -292,7 +288,9 @@ def _draw_countries(
         end = bar_left + max(int((bar_right - bar_left) * count / largest), 4)
         colour = BLUE if index == 0 else LIGHT_BLUE
         draw.rounded_rectangle((bar_left, middle - 14, end, middle + 14), radius=6, fill=colour)
-        shown = f"{_number(count, language)} ({format_percent_of(count, data.total, language)})"
+        shown = (
+            f"{format_number(count, language)} ({format_percent_of(count, data.total, language)})"
+        )
         draw.text((end + 12, middle), shown, font=count_font, fill=INK, anchor="lm")
 
 

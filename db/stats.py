@@ -192,7 +192,7 @@ async def _top_codes(
         .limit(TOP_CODES + len(aside))
     )
     kept = Counter({code: int(count) - aside[code] for code, count in rows})
-    top = [(code, count) for code, count in _ranked(+kept)][:TOP_CODES]
+    top = _ranked(+kept)[:TOP_CODES]
     if not top:
         return []
     names = dict(
