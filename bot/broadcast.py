@@ -53,12 +53,6 @@ STOP_GRACE = 15.0  # seconds a stopping worker gives the sends in flight
 Clock = Callable[[], datetime]
 
 
-def limits(settings: Settings) -> tuple[float, float]:
-    """The highest rate for ordinary and for paid broadcasts (BROADCAST_RATE and
-    BROADCAST_PAID_RATE)."""
-    return settings.broadcast_rate, settings.broadcast_paid_rate
-
-
 def window_for(rate: float) -> int:
     """Rows a worker may hold in flight at `rate`: half a second's worth, 20 to 500."""
     return max(20, min(500, math.ceil(rate * 0.5)))
@@ -277,12 +271,19 @@ class Worker:
             return (await store.figures(session, ids=[broadcast_id]))[broadcast_id]
 
     def _text(
-        self, report: _Report, broadcast_id: int, figures: store.Figures, state: str, rate: float
+        self,
+        report: _Report,
+        broadcast_id: int,
+        figures: store.Figures,
+        state: str,
+        *,
+        rate: float = 0.0,
+        elapsed: float = 0.0,
     ) -> str:
         gettext = self.translations.get(report.language).gettext
         return progress_text(
             gettext, report.language, broadcast_id=broadcast_id, figures=figures, state=state,
-            rate=rate,
+            rate=rate, elapsed=elapsed,
         )  # fmt: skip
 
     async def _say(
@@ -291,7 +292,7 @@ class Worker:
         assert self.reporter is not None
         await self.pacer("telegram").take()
         return await self.reporter.post(
-            report.chat, self._text(report, broadcast_id, figures, state, rate)
+            report.chat, self._text(report, broadcast_id, figures, state, rate=rate)
         )
 
     async def progress(self, report: _Report, broadcast_id: int, rate: float) -> None:
@@ -299,7 +300,7 @@ class Worker:
         if self.reporter is None or report.message_id is None:
             return
         figures = await self._figures(broadcast_id)
-        text = self._text(report, broadcast_id, figures, "sending", rate)
+        text = self._text(report, broadcast_id, figures, "sending", rate=rate)
         await self.pacer("telegram").take()
         await self.reporter.edit(report.chat, report.message_id, text)
 
@@ -308,11 +309,7 @@ class Worker:
     ) -> None:
         assert self.reporter is not None
         figures = await self._figures(broadcast_id)
-        gettext = self.translations.get(report.language).gettext
-        text = progress_text(
-            gettext, report.language, broadcast_id=broadcast_id, figures=figures, state=state,
-            elapsed=elapsed,
-        )  # fmt: skip
+        text = self._text(report, broadcast_id, figures, state, elapsed=elapsed)
         pacer = self.pacer("telegram")
         if report.message_id is not None:
             await pacer.take()
@@ -611,11 +608,11 @@ def _build(
 ) -> Worker:
     outlets: dict[str, Outlet] = {}
     reporter: Reporter | None = None
-    rate, paid_rate = limits(settings)
     if settings.telegram_bot_token is not None:
         from bot.channels.telegram import TelegramOutlet
 
-        telegram = TelegramOutlet.from_settings(settings, connections=window_for(paid_rate))
+        connections = window_for(settings.broadcast_paid_rate)
+        telegram = TelegramOutlet.from_settings(settings, connections=connections)
         outlets["telegram"] = telegram
         reporter = telegram
     if settings.messenger_enabled:
@@ -628,8 +625,8 @@ def _build(
         "translations": translations,
         "outlets": outlets,
         "reporter": reporter,
-        "max_rate": rate,
-        "max_paid_rate": paid_rate,
+        "max_rate": settings.broadcast_rate,
+        "max_paid_rate": settings.broadcast_paid_rate,
     }
     values.update(overrides)
     return Worker(**values)

@@ -308,7 +308,6 @@ async def _queue(
     when: datetime | None,
     count: int,
 ) -> int:
-    from bot.broadcast import limits
     from db import broadcasts as store
     from db import queries
     from db.models import utcnow
@@ -324,7 +323,6 @@ async def _queue(
     elif data is not None:
         return _fail("a photo or document is uploaded with the preview: set ADMIN_IDS "
                      "(or --preview-to) and TELEGRAM_BOT_TOKEN")  # fmt: skip
-    rate, paid_rate = limits(settings)
     async with app.conversation.sessions() as session, session.begin():
         broadcast_id = await store.create_broadcast(
             session,
@@ -332,7 +330,7 @@ async def _queue(
             versions=versions,
             audience=audience,
             scheduled_for=when or utcnow(),
-            rate=paid_rate if args.paid else rate,
+            rate=settings.broadcast_paid_rate if args.paid else settings.broadcast_rate,
             paid=args.paid,
             total=count,
             report_channel="telegram" if preview_to else None,
