@@ -6,7 +6,7 @@ import asyncio
 import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +21,12 @@ from PIL import Image, ImageDraw
 from sqlalchemy import select, update
 
 from bot import cli, qr
-from bot.app import App, build_app
-from bot.config import Settings
-from bot.flood import FloodGuard
+from bot.app import App
 from db.models import AuditEntry, Signature, User, VolunteerCode
 from handlers.base import Incoming
+from tests.conftest import ADMIN
 from tests.telegram_fakes import BOT_USERNAME, FakeUser, RecordingSession
 
-ADMIN = 777
 BOT_LINK = f"https://t.me/{BOT_USERNAME}"
 A4_WIDTH_CM, A4_HEIGHT_CM = 21.0, 29.7
 
@@ -73,12 +71,9 @@ def session() -> FileSession:
 
 
 @pytest.fixture
-async def app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    """The production app with one admin (777) from ADMIN_IDS."""
-    application = await build_app(make_settings(admin_ids=str(ADMIN)))
-    application.conversation.flood = FloodGuard(limit=1_000_000)
-    yield application
-    await application.close()
+def app(admin_app: App) -> App:
+    """The production app with one admin, ADMIN, from ADMIN_IDS (conftest's)."""
+    return admin_app
 
 
 async def english(someone: FakeUser) -> FakeUser:

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Table, event, insert, select
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.flood import FloodGuard
 from bot.watch import Watch
 from db import milestones
 from db.models import Milestone, Signature, User, utcnow
+from tests.conftest import ADMIN
 from tests.telegram_fakes import FakeUser
 
-ADMIN = 777
 Told = list[tuple[str, str]]
 
 
 @pytest.fixture
-async def app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    """The production app with one admin (777) from ADMIN_IDS."""
-    application = await build_app(make_settings(admin_ids=str(ADMIN)))
-    application.conversation.flood = FloodGuard(limit=1_000_000)
-    yield application
-    await application.close()
+def app(admin_app: App) -> App:
+    """The production app with one admin, ADMIN, from ADMIN_IDS (conftest's)."""
+    return admin_app
 
 
 def watch_of(app: App, told: Told) -> Watch:
