@@ -58,12 +58,11 @@ async def seed(app: App, *rows: dict[str, Any]) -> None:
         await db_exports.add_signatures(session, rows=list(rows))
 
 
-@pytest.fixture
-def shell(
-    admin_app: App, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def shell_on(
+    app: App, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., Any]:
-    """`await shell("export", ...)` → (exit code, stdout, stderr), on the app's database."""
-    monkeypatch.setenv("DATABASE_URL", admin_app.settings.database_url)
+    """`await run("export", ...)` → (exit code, stdout, stderr), on the app's database."""
+    monkeypatch.setenv("DATABASE_URL", app.settings.database_url)
     monkeypatch.setenv("DATA_KEY", DATA_KEY)
     monkeypatch.setenv("HASH_KEY", HASH_KEY)
 
@@ -74,6 +73,14 @@ def shell(
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture
+def shell(
+    admin_app: App, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Any]:
+    """`await shell("export", ...)` → (exit code, stdout, stderr), on the app's database."""
+    return shell_on(admin_app, monkeypatch, capsys)
 
 
 def file_bytes(name: str) -> bytes:

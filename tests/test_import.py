@@ -3,7 +3,6 @@ reports (a dry run) and only with --apply writes, all or nothing."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,16 +15,14 @@ from sqlalchemy import select
 from bot import cli_data
 from bot.app import App, build_app
 from bot.channels.telegram import build_bot, build_dispatcher
-from bot.cli import main
 from bot.config import Settings
 from bot.flood import FloodGuard
 from db import exports as db_exports
 from db.models import AuditEntry, Signature
-from db.protect import ContactCipher
-from tests.conftest import DATA_KEY, HASH_KEY
 from tests.telegram_fakes import FakeUser, RecordingSession
+from tests.test_exports import CIPHER, shell_on
+from tests.test_exports import signature as chat_signature
 
-CIPHER = ContactCipher([DATA_KEY], HASH_KEY)
 HEADER = "ឈ្មោះ,Country,Region / តំបន់,ខេត្តកំណើត,Phone,E-mail,Date,Collector code,Notes"
 PAPER = [
     HEADER,
@@ -43,17 +40,9 @@ PAPER = [
 
 
 def existing(**fields: Any) -> dict[str, Any]:
-    at = datetime(2026, 3, 1, 9, tzinfo=UTC)
-    phone = fields.pop("phone", None)
-    row = {
-        "user_id": None, "full_name": "Keo Bopha", "country": "US", "region": "California",
-        "birth_province": "12", "phone": CIPHER.seal(phone) if phone else None, "email": None,
-        "contact_hash": CIPHER.fingerprint(phone) if phone else None, "updates_opt_in": True,
-        "language": "en", "channel": "telegram", "source": "chat", "referrer_code": None,
-        "created_at": at, "updated_at": at, "invalidated_at": None,
-    }  # fmt: skip
-    row.update(fields)
-    return row
+    """A signature made in the chat before the paper came in."""
+    fields = {"full_name": "Keo Bopha", "updates_opt_in": True, **fields}
+    return chat_signature(at=datetime(2026, 3, 1, 9, tzinfo=UTC), **fields)
 
 
 @pytest.fixture
@@ -75,16 +64,7 @@ def shell(
     app: App, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., Any]:
     """`await shell("import", ...)` → (exit code, stdout, stderr), on the app's database."""
-    monkeypatch.setenv("DATABASE_URL", app.settings.database_url)
-    monkeypatch.setenv("DATA_KEY", DATA_KEY)
-    monkeypatch.setenv("HASH_KEY", HASH_KEY)
-
-    async def run(*args: str) -> tuple[int, str, str]:
-        code = await asyncio.to_thread(main, list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return shell_on(app, monkeypatch, capsys)
 
 
 @pytest.fixture
