@@ -288,18 +288,24 @@ async def test_khmer_on_the_chart_is_shaped(
     assert shaped.getlength(word) < basic.getlength(word)
 
 
-async def test_without_shaping_a_khmer_admin_gets_an_english_chart(
-    admin_app: App, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await seed(admin_app, admin_language="km")
-    drawn: list[str] = []
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The languages the charts drawn meanwhile were labelled in."""
+    languages: list[str] = []
     render = chart.render
 
     def spy(data: chart.ChartData, words: chart.ChartText, *, language: str) -> bytes:
-        drawn.append(language)
+        languages.append(language)
         return render(data, words, language=language)
 
     monkeypatch.setattr(chart, "render", spy)
+    return languages
+
+
+async def test_without_shaping_a_khmer_admin_gets_an_english_chart(
+    admin_app: App, monkeypatch: pytest.MonkeyPatch, drawn: list[str]
+) -> None:
+    await seed(admin_app, admin_language="km")
     monkeypatch.setattr(chart, "khmer_ready", lambda: False)
     replies = await console_stats(admin_app)
     assert drawn == ["en"]
@@ -348,16 +354,9 @@ async def test_without_the_khmer_font_the_chart_is_english_and_it_is_logged_once
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    drawn: list[str],
 ) -> None:
     await seed(admin_app, admin_language="km")
-    drawn: list[str] = []
-    render = chart.render
-
-    def spy(data: chart.ChartData, words: chart.ChartText, *, language: str) -> bytes:
-        drawn.append(language)
-        return render(data, words, language=language)
-
-    monkeypatch.setattr(chart, "render", spy)
     monkeypatch.setattr(chart, "FONT_FILE", tmp_path / "missing.ttf")
     chart.khmer_ready.cache_clear()
     chart.font.cache_clear()
