@@ -237,6 +237,7 @@ def _versions(args: argparse.Namespace) -> tuple[dict[str, Any], bytes | None] |
 async def _compose(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from db import broadcasts as store
+    from handlers.broadcasts import by_version
 
     audience = _audience(args)
     if isinstance(audience, str):
@@ -253,11 +254,7 @@ async def _compose(args: argparse.Namespace, settings: Settings) -> int:
         async with app.conversation.sessions() as session:
             by_language = await store.count_audience(session, audience=audience)
         count = sum(by_language.values())
-        getting = {code: 0 for code in versions}
-        for language, people in by_language.items():
-            from handlers.broadcasts import version_for
-
-            getting[version_for(versions, language)] += people
+        getting = by_version(versions, by_language)
         split = ", ".join(f"{code} version: {people}" for code, people in getting.items())
         print(f"{count} recipients ({split})")
         if args.dry_run:

@@ -69,6 +69,14 @@ def version_for(versions: dict[str, Any], language: str) -> str:
     return next(code for code in store.LANGUAGES if code in versions)
 
 
+def by_version(versions: dict[str, Any], by_language: dict[str, int]) -> dict[str, int]:
+    """How many people get each version, from how many read each language."""
+    getting = dict.fromkeys(versions, 0)
+    for language, people in by_language.items():
+        getting[version_for(versions, language)] += people
+    return getting
+
+
 # Tags Telegram's HTML knows, and the attributes they may carry.
 _TELEGRAM_TAGS = {
     "b": set(), "strong": set(), "i": set(), "em": set(), "u": set(), "ins": set(),
@@ -701,9 +709,7 @@ async def _preview(ctx: Context) -> list[Reply]:
     if count == 0:
         return [Reply(_("Nobody matches this audience. Change the filters.")), _ask_audience(ctx)]
     versions = _versions(ctx)
-    getting = {code: 0 for code in versions}
-    for language, people in by_language.items():
-        getting[version_for(versions, language)] += people
+    getting = by_version(versions, by_language)
     lines = [_("This broadcast will go to {count} people:").format(
         count=format_number(count, ctx.language))]  # fmt: skip
     for code in store.LANGUAGES:
