@@ -33,20 +33,17 @@ class SpreadsheetError(Exception):
     """A file that cannot be read as a table; the message says why, for the person."""
 
 
-def neutralise(value: str) -> str:
-    """The text as a cell that cannot start a formula (a quote in front when it could)."""
-    return "'" + value if value[:1] in _FIRST else value
-
-
 def _cells(row: Sequence[Cell]) -> list[Cell]:
-    # `neutralise` on every text cell, inlined: an export calls this a million times.
+    # A quote in front of each text cell that could start a formula, in one comprehension:
+    # an export calls this a million times.
     return [
         "'" + value if value.__class__ is str and value[:1] in _FIRST else value for value in row
     ]
 
 
 def unneutralise(value: str) -> str:
-    """Undo `neutralise`, for files we wrote that come back (a phone as `'+855...`)."""
+    """Undo the quote put in front of a cell, for files we wrote that come back (a phone as
+    `'+855...`)."""
     if value.startswith("'") and value[1:].startswith(_FORMULA_START):
         return value[1:]
     return value
