@@ -274,7 +274,7 @@ def _when(args: argparse.Namespace) -> datetime | str | None:
 
     if args.at is None:
         return None if args.tz is None else "--tz goes with --at"
-    found = parse_when(f"{args.at} {args.tz or DEFAULT_ZONE}", utcnow())
+    found = parse_when(f"{args.at} {args.tz or DEFAULT_ZONE}")
     if found is None:
         return '--at "2027-04-14 08:00" and --tz Asia/Phnom_Penh (a zoneinfo name)'
     moment, _zone = found

@@ -320,7 +320,7 @@ def parse_audience(text: str, audience: store.Audience) -> store.Audience | tupl
 # ---------------------------------------------------------------- scheduling
 
 
-def parse_when(text: str, now: datetime) -> tuple[datetime, str] | None:
+def parse_when(text: str) -> tuple[datetime, str] | None:
     """`2027-04-14 08:00 Asia/Phnom_Penh` (Cambodia's time when no zone is given) as
     (the moment in UTC, the zone's name); None when it cannot be read."""
     found = _WHEN.fullmatch(normalise(ascii_digits(text)))
@@ -732,7 +732,7 @@ async def _preview(ctx: Context) -> list[Reply]:
 
 def _typed_when(ctx: Context, text: str) -> list[Reply]:
     _ = ctx.gettext
-    found = parse_when(text, utcnow())
+    found = parse_when(text)
     if found is None:
         return [Reply(_("I could not read that date, time and time zone.")), _ask_when(ctx)]
     moment, zone = found
