@@ -14,6 +14,7 @@ import html
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -672,15 +673,9 @@ async def _audience_button(ctx: Context, value: str) -> list[Reply]:
     if value == "go":
         return await _preview(ctx)
     if value in ("km", "en", "both"):
-        languages = () if value == "both" else (value,)
-        audience = store.Audience(
-            languages, audience.countries, audience.regions, audience.provinces,
-            audience.signers_only,
-        )  # fmt: skip
+        audience = replace(audience, languages=() if value == "both" else (value,))
     elif value == "signers":
-        audience = store.Audience(
-            audience.languages, audience.countries, audience.regions, audience.provinces, True
-        )
+        audience = replace(audience, signers_only=True)
     elif value == "everyone":
         # Places and provinces are only known for signers: those filters go too.
         audience = store.Audience(audience.languages)
