@@ -7,13 +7,13 @@ so a restart or a second worker resumes exactly where they were.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.i18n import N_
 from bot.text import fold, format_day, format_number, format_percent_of
 from db import milestones, queries
+from db.codes import SHARE_CODE
 from db.models import Signature, utcnow
 from handlers import places, validation
 from handlers.base import Button, Context, Incoming, Kind, Reply
@@ -38,7 +38,6 @@ EDITABLE = {
     "contact": N_("Phone or e-mail"),
     "updates": N_("News from the campaign"),
 }
-_REFERRAL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 Handler = Callable[[Context, Incoming], Awaitable[list[Reply]]]
 
@@ -78,7 +77,7 @@ def menu_buttons(ctx: Context) -> list[list[Button]]:
 def remember_referral(ctx: Context, payload: str) -> None:
     """Keep the first share code a person arrived with (never their own)."""
     code = payload.strip()
-    if ctx.user.referred_by is None and _REFERRAL.match(code) and code != ctx.user.share_code:
+    if ctx.user.referred_by is None and SHARE_CODE.fullmatch(code) and code != ctx.user.share_code:
         ctx.user.referred_by = code
 
 
