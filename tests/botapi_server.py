@@ -302,17 +302,7 @@ class FakeBotAPI:
         text = params["text"]
         if not isinstance(text, str) or not text.strip():
             raise ValueError("message text is empty")
-        message: dict[str, Any] = {
-            "message_id": next(self._message_ids),
-            "from": BOT_USER,
-            "date": int(time.time()),
-            "chat": _private_chat(params["chat_id"]),
-            "text": text,
-        }
-        markup = params.get("reply_markup")
-        if isinstance(markup, dict) and "inline_keyboard" in markup:
-            message["reply_markup"] = markup
-        return message
+        return self._message(params, text=text)
 
     def _message(self, params: Params, **fields: Any) -> dict[str, Any]:
         message: dict[str, Any] = {
