@@ -397,10 +397,12 @@ class _Run:
                 task.cancel()
             if self.sending:
                 await asyncio.wait(self.sending, timeout=STOP_GRACE)
-            # After the sends in flight: a 429 among them put its row back in a queue.
-            self._put_back()
             reporter.cancel()
             await asyncio.gather(*helpers, reporter, return_exceptions=True)
+            # After the sends in flight (a 429 among them put its row back in a queue) and
+            # after the claimer's last claim (its rows are queued too): nothing claimed and
+            # unsent is left marked as in flight.
+            self._put_back()
             await self._flush_all()
 
     def _queued(self) -> int:
