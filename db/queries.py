@@ -72,11 +72,23 @@ _USERS_SIGNATURES_ADMINS = _USERS.outerjoin(_SIGNATURES).outerjoin(
         _USERS.c.channel.in_(ADMIN_CHANNELS),
     ),
 )
+# The news choice is also changed outside the conversation (a broadcast worker opts out a
+# person who blocked the bot), so it is written only when the conversation changed it: a
+# row saved for another reason keeps what the worker wrote meanwhile.
+_SHARED = "updates_opt_in"
 _SAVE_USER = (
     update(_USERS)
     .where(_USERS.c.id == bindparam("user_id"))
-    .values({name: bindparam(name) for name in _SAVED})
+    .values(
+        {
+            **{name: bindparam(name) for name in _SAVED if name != _SHARED},
+            _SHARED: case(
+                (bindparam("shared_changed"), bindparam(_SHARED)), else_=_USERS.c[_SHARED]
+            ),
+        }
+    )
 )
+_SHARED_AT = _SAVED.index(_SHARED)
 
 
 async def load_users(
@@ -122,7 +134,11 @@ async def save_users(session: AsyncSession, *, users: Iterable[UserState]) -> in
     for user in users:
         values = user.snapshot()
         if values != user._saved:
-            changed.append({"user_id": user.id, **dict(zip(_SAVED, values, strict=True))})
+            shared_changed = values[_SHARED_AT] != user._saved[_SHARED_AT]
+            changed.append(
+                {"user_id": user.id, "shared_changed": shared_changed,
+                 **dict(zip(_SAVED, values, strict=True))}
+            )  # fmt: skip
             user._saved = values
     if changed:
         await session.execute(_SAVE_USER, changed)

@@ -125,3 +125,35 @@ async def test_logs_name_nobody_on_a_full_signing_run(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for secret in ("Sok Sophea", "sophea@example.org", "Massachusetts"):
         assert secret not in logged
+
+
+async def test_an_opt_out_written_meanwhile_by_a_broadcast_worker_is_kept(
+    app: App, person: Callable[[int], FakeUser], database_url: str
+) -> None:
+    # A broadcast worker in another process opts out someone who blocked the bot, between
+    # the conversation reading their row and writing it back for another reason.
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL locks the row for the conversation's transaction")
+    from sqlalchemy import update
+
+    from db import queries
+    from db.session import create_engine, create_sessionmaker
+
+    someone = person(3030)
+    await someone.send("/start")
+    await someone.press("l:en")
+    async with app.conversation.sessions() as session, session.begin():
+        await session.execute(update(User).values(updates_opt_in=True))
+
+    worker = create_engine(database_url)
+    try:
+        async with app.conversation.sessions() as session, session.begin():
+            [user] = (await queries.load_users(session, identities=[("telegram", "3030")])).values()
+            async with create_sessionmaker(worker)() as other, other.begin():
+                await other.execute(update(User).values(updates_opt_in=False))
+            user.step = "idle" if user.step != "idle" else "new"  # saved for another reason
+            assert await queries.save_users(session, users=[user]) == 1
+    finally:
+        await worker.dispose()
+    async with app.conversation.sessions() as session:
+        assert (await session.execute(select(User.updates_opt_in))).scalar_one() is False
