@@ -262,6 +262,29 @@ class SignatureFilter:
     since: datetime | None = None
     until: datetime | None = None
 
+    def to_draft(self) -> dict[str, Any]:
+        """The filter as JSON, kept in a conversation's draft until the admin confirms."""
+        return {
+            "country": self.country,
+            "code": self.code,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
+
+    @classmethod
+    def from_draft(cls, saved: dict[str, Any]) -> SignatureFilter:
+        """The filter `to_draft` kept."""
+
+        def moment(value: Any) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(
+            country=saved.get("country"),
+            code=saved.get("code"),
+            since=moment(saved.get("since")),
+            until=moment(saved.get("until")),
+        )
+
     def where(self, *, counted_only: bool = True) -> list[Any]:
         """The filter as SQL conditions (unless told otherwise: not already set aside)."""
         conditions: list[Any] = [Signature.invalidated_at.is_(None)] if counted_only else []

@@ -219,15 +219,7 @@ async def _invalidate(ctx: Context, argument: str) -> Reply:
     matching = await queries.count_matching(ctx.session, where=found)
     if matching == 0:
         return Reply(_("No counted signature matches that."))
-    ctx.user.draft = {
-        "invalidate": {
-            "country": found.country,
-            "code": found.code,
-            "since": found.since.isoformat() if found.since else None,
-            "until": found.until.isoformat() if found.until else None,
-            "count": matching,
-        }
-    }
+    ctx.user.draft = {"invalidate": {**found.to_draft(), "count": matching}}
     ctx.user.step = "invalidate_confirm"
     return _ask_invalidate(ctx)
 
@@ -249,12 +241,7 @@ async def _invalidate_answer(ctx: Context, value: str) -> list[Reply]:
     ctx.user.step, ctx.user.draft = "idle", {}
     if value != "y" or not ctx.is_admin:
         return [Reply(_("Nothing was changed."))]
-    found = queries.SignatureFilter(
-        country=saved.get("country"),
-        code=saved.get("code"),
-        since=datetime.fromisoformat(saved["since"]) if saved.get("since") else None,
-        until=datetime.fromisoformat(saved["until"]) if saved.get("until") else None,
-    )
+    found = queries.SignatureFilter.from_draft(saved)
     changed = await queries.invalidate(ctx.session, where=found)
     logger.warning("an admin set %d signatures aside", changed)
     text = _("{count} signatures set aside.").format(count=format_number(changed, ctx.language))

@@ -299,31 +299,10 @@ async def _export_command(ctx: Context, incoming: Incoming) -> list[Reply]:
     if contacts and ctx.cipher is None:
         return [_no_keys(ctx)]
     if fmt is None or contacts:
-        ctx.user.draft = {"export": {"format": fmt, "contacts": contacts, **_saved(where)}}
+        ctx.user.draft = {"export": {"format": fmt, "contacts": contacts, **where.to_draft()}}
         ctx.user.step = "export_format" if fmt is None else "export_contacts"
         return [signing.prompt(ctx)]
     return await _send(ctx, ExportRequest(fmt, where))
-
-
-def _saved(where: queries.SignatureFilter) -> dict[str, Any]:
-    return {
-        "country": where.country,
-        "code": where.code,
-        "since": where.since.isoformat() if where.since else None,
-        "until": where.until.isoformat() if where.until else None,
-    }
-
-
-def _restored(saved: dict[str, Any]) -> queries.SignatureFilter:
-    def moment(value: Any) -> datetime | None:
-        return datetime.fromisoformat(value) if value else None
-
-    return queries.SignatureFilter(
-        country=saved.get("country"),
-        code=saved.get("code"),
-        since=moment(saved.get("since")),
-        until=moment(saved.get("until")),
-    )
 
 
 def _ask_format(ctx: Context) -> Reply:
@@ -362,7 +341,7 @@ async def _format_answer(ctx: Context, value: str) -> list[Reply]:
         ctx.user.step = "export_contacts"
         return [_ask_contacts(ctx)]
     ctx.user.step, ctx.user.draft = "idle", {}
-    return await _send(ctx, ExportRequest(value, _restored(saved)))
+    return await _send(ctx, ExportRequest(value, queries.SignatureFilter.from_draft(saved)))
 
 
 async def _contacts_answer(ctx: Context, value: str) -> list[Reply]:
@@ -374,7 +353,10 @@ async def _contacts_answer(ctx: Context, value: str) -> list[Reply]:
     with_contacts = value == "y"
     if with_contacts and ctx.cipher is None:
         return [_no_keys(ctx)]
-    return await _send(ctx, ExportRequest(fmt, _restored(saved), with_contacts=with_contacts))
+    return await _send(
+        ctx,
+        ExportRequest(fmt, queries.SignatureFilter.from_draft(saved), with_contacts=with_contacts),
+    )
 
 
 async def _send(ctx: Context, request: ExportRequest) -> list[Reply]:
