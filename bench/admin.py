@@ -318,7 +318,7 @@ async def _chat_export(url: str) -> dict[str, Any]:
 def phase_cli_export(url: str, kind: str, contacts: bool, folder: Path) -> dict[str, Any]:
     """`petitionbot export` as from a shell, timing the whole command and its row writing."""
     from bot.cli import main
-    from handlers import exports
+    from handlers.admin import exports
 
     writing: list[float] = []
     real = exports.write_export

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.app import App, build_app
-from bot.broadcast import window_for
 from bot.config import Settings
+from bot.workers.broadcast import window_for
 from db import broadcasts as store
 from db.models import utcnow
 from tests.botapi_server import Delivery, FakeBotAPI

@@ -23,9 +23,9 @@ import zlib
 from collections import defaultdict
 from pathlib import Path
 
-from handlers.faq import build_matcher
-from handlers.faq_content import Topic, load_faq
-from handlers.faq_match import Matcher
+from handlers.reading.content import build_matcher
+from handlers.reading.faq_content import Topic, load_faq
+from handlers.reading.faq_match import Matcher
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_ACCURACY = 0.90

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.i18n import Translations
 from db.migrate import upgrade
 from db.session import create_engine, create_sessionmaker
-from handlers import places
-from handlers.content import load_content
+from handlers.reading import places
+from handlers.reading.content import load_content
+from words.i18n import Translations
 
 logger = logging.getLogger(__name__)
 

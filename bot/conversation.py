@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.flood import FloodGuard, Verdict
-from bot.i18n import Translations
 from db import queries
 from db.models import utcnow
 from db.protect import ContactCipher
 from handlers import route
 from handlers.base import Context, Incoming, Later, Reply
-from handlers.content import Content
+from handlers.reading.content import Content
+from words.i18n import Translations
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from typing import Literal
 from sqlalchemy import Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.text import fold
 from db.dialect import insert_ignoring_conflicts
 from db.models import Signature, User, VolunteerCode, utcnow
 from db.queries import _CODE_ALPHABET
+from words.text import fold
 
 # Six characters from the look-alike-free alphabet of personal codes: 887 million codes,
 # short enough to read out. Personal codes have ten, so the two kinds never meet (checked

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from db.protect import ContactCipher
     from db.queries import UserState
-    from handlers.content import Content
+    from handlers.reading.content import Content
 
 
 class Kind(enum.Enum):
@@ -135,3 +135,16 @@ class Context:
         """Store the new language; the very next text uses it."""
         self.user.language = language
         self.gettext = self.translator_for(language)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A step with buttons that a feature other than signing owns (a confirmation, a
+    composer's question). The signing flow is the conversation's one state machine: it asks
+    `ask` when the step is pending and hands `on_button` the presses whose payload starts
+    with `prefix:`, and answers stale presses and stray text as it does for its own steps."""
+
+    name: str
+    prefix: str
+    ask: Callable[[Context], Reply]
+    on_button: Callable[[Context, str], Awaitable[list[Reply]]]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.i18n import N_
-from bot.text import fold
 from handlers import signing
 from handlers.base import Button, Context, Incoming, Kind, Reply
+from words.i18n import N_
+from words.text import fold
 
 LANGUAGE_BUTTONS = [[Button("ភាសាខ្មែរ", "l:km"), Button("English", "l:en")]]
 _LANGUAGE_NAMES = {"ភាសាខ្មែរ": "km", "ខ្មែរ": "km", "khmer": "km", "km": "km",

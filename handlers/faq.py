@@ -3,41 +3,15 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from bot.text import fold
 from db import queries
 from handlers import signing
 from handlers.base import Button, Context, Incoming, Kind, Reply
-from handlers.faq_content import Topic
-from handlers.faq_match import Matcher
+from handlers.reading.faq_content import Topic
+from words.text import fold
 
 # Shorter texts ("hi", "ok", "thanks") are not questions worth an organiser's time.
 WORTH_RECORDING = 10
-
-
-def build_matcher(topics: Sequence[Topic]) -> Matcher:
-    """A matcher that knows every topic by its questions and phrasings in both languages."""
-    examples = []
-    for topic in topics:
-        for text in topic.texts.values():
-            examples.append((topic.id, text.question))
-            examples += [(topic.id, phrasing) for phrasing in text.phrasings]
-    return Matcher(examples)
-
-
-@dataclass(slots=True)
-class Faq:
-    """The topics in their file's order, and the matcher built from them."""
-
-    topics: list[Topic]
-    matcher: Matcher = field(init=False)
-    by_id: dict[str, Topic] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.matcher = build_matcher(self.topics)
-        self.by_id = {topic.id: topic for topic in self.topics}
 
 
 def menu(ctx: Context, intro: str | None = None) -> Reply:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 
-from bot.text import format_day
 from db import broadcasts as broadcast_store
 from db import queries
-from handlers import broadcasts, signing
-from handlers.base import Button, Context, Incoming, Kind, Reply
+from handlers import news, signing
+from handlers.base import Button, Context, Incoming, Kind, Reply, Step
+from words.text import format_day
 
 COMMANDS = frozenset({"mydata", "delete", "stop", "privacy"})
 
@@ -58,7 +58,8 @@ async def _delete_answer(ctx: Context, value: str) -> list[Reply]:
     return [Reply(text)]
 
 
-signing.register_step("delete_confirm", "d", _ask_delete, _delete_answer)
+# Steps this feature owns in the conversation (registered in handlers/__init__.py).
+STEPS = (Step("delete_confirm", "d", _ask_delete, _delete_answer),)
 
 
 async def my_data(ctx: Context) -> Reply:
@@ -101,7 +102,7 @@ async def handle(ctx: Context, incoming: Incoming) -> list[Reply] | None:
     if incoming.kind is Kind.BUTTON and incoming.text == "n:on":
         await _news(ctx, on=True)
         return [Reply(_("You will receive news from the campaign again. /stop ends them."))]
-    if incoming.kind is Kind.BUTTON and incoming.text == broadcasts.STOP_PAYLOAD:
+    if incoming.kind is Kind.BUTTON and incoming.text == news.STOP_PAYLOAD:
         return [await _stop(ctx), *signing.reminder(ctx)]
     if incoming.kind is Kind.COMMAND and incoming.command == "start":
         return await _start_again(ctx, incoming)

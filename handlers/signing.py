@@ -10,16 +10,16 @@ import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.i18n import N_
-from bot.text import fold, format_day, format_number, format_percent_of
 from db import milestones, queries
 from db.codes import SHARE_CODE
 from db.models import Signature, utcnow
-from handlers import places, validation
-from handlers.base import Button, Context, Incoming, Kind, Reply
+from handlers.base import Button, Context, Incoming, Kind, Reply, Step
+from handlers.reading import places, validation
+from words.i18n import N_
+from words.text import fold, format_day, format_number, format_percent_of
 
 # Steps that belong to the flow; anything else is "idle" (nothing asked). Other features
-# add their own confirmation steps with `register_step`.
+# add their own confirmation steps (`Step`), registered in `handlers/__init__.py`.
 FLOW_STEPS = {
     "consent", "name", "country", "country_other", "country_confirm", "region",
     "birthplace", "contact", "updates", "review", "edit_pick", "withdraw_confirm",
@@ -84,18 +84,15 @@ def remember_referral(ctx: Context, payload: str) -> None:
 # ---------------------------------------------------------------- what each step asks
 
 
-def register_step(
-    step: str,
-    prefix: str,
-    ask: Callable[[Context], Reply],
-    on_button: Callable[[Context, str], Awaitable[list[Reply]]],
-) -> None:
+def register_step(step: Step) -> None:
     """Let another feature own a step with buttons: stale presses and stray text are then
-    handled the same way as in the signing flow."""
-    FLOW_STEPS.add(step)
-    PREFIX_STEP[prefix] = step
-    OTHER_PROMPTS[step] = ask
-    BUTTON_STEPS[step] = on_button
+    handled the same way as in the signing flow. `handlers/__init__.py` registers them all."""
+    if step.name in FLOW_STEPS or step.prefix in PREFIX_STEP:
+        raise ValueError(f"step {step.name!r} or prefix {step.prefix!r} is taken")
+    FLOW_STEPS.add(step.name)
+    PREFIX_STEP[step.prefix] = step.name
+    OTHER_PROMPTS[step.name] = step.ask
+    BUTTON_STEPS[step.name] = step.on_button
 
 
 OTHER_PROMPTS: dict[str, Callable[[Context], Reply]] = {}

@@ -19,7 +19,8 @@ from bot.app import App
 from db import broadcasts as store
 from db.models import OutboxMessage, Signature, User, utcnow
 from db.session import create_engine, create_sessionmaker
-from handlers import broadcasts
+from handlers import news
+from handlers.admin import audience, broadcasts
 
 # ---------------------------------------------------------------- helpers
 
@@ -203,7 +204,7 @@ async def test_each_recipient_gets_their_language_or_the_only_version(app: App) 
     assert languages[(both, "ca_km")] == "km"
     assert languages[(both, "wa_en")] == "en"
     assert languages[(english_only, "ca_km")] == "en"
-    assert broadcasts.version_for({"km": TEXT_KM}, "en") == "km"
+    assert news.version_for({"km": TEXT_KM}, "en") == "km"
 
 
 async def test_a_scheduled_broadcast_starts_once_and_only_when_due(app: App) -> None:
@@ -351,36 +352,36 @@ async def test_a_person_who_blocked_the_bot_is_opted_out_everywhere(app: App) ->
 
 def test_typed_filters_are_read_or_refused_with_the_part_at_fault() -> None:
     empty = store.Audience()
-    found = broadcasts.parse_audience(
+    found = audience.parse_audience(
         "country=US region=California, Washington State,massachusetts", empty
     )
     assert found == store.Audience(
         regions=(("US", "California"), ("US", "Washington"), ("US", "Massachusetts"))
     )
-    found = broadcasts.parse_audience("province=Battambang,សៀមរាប signers language=km", empty)
+    found = audience.parse_audience("province=Battambang,សៀមរាប signers language=km", empty)
     assert found == store.Audience(languages=("km",), provinces=("02", "17"), signers_only=True)
-    found = broadcasts.parse_audience("countries=France,Australia", found)  # type: ignore[arg-type]
+    found = audience.parse_audience("countries=France,Australia", found)  # type: ignore[arg-type]
     assert isinstance(found, store.Audience)
     assert found.countries == ("FR", "AU")
     assert found.provinces == ("02", "17")  # other filters stay
-    assert broadcasts.parse_audience("country=Narnia", empty) == (broadcasts.NO_COUNTRY, "Narnia")
-    assert broadcasts.parse_audience("region=Texas", empty) == (broadcasts.ONE_COUNTRY, "")
-    assert broadcasts.parse_audience("language=fr", empty) == (broadcasts.NO_LANGUAGE, "fr")
-    assert broadcasts.parse_audience("hello there", empty) == (
-        broadcasts.UNREADABLE, "hello there")  # fmt: skip
-    assert broadcasts.parse_audience("colour=red", empty) == (broadcasts.UNREADABLE, "colour=red")
+    assert audience.parse_audience("country=Narnia", empty) == (audience.NO_COUNTRY, "Narnia")
+    assert audience.parse_audience("region=Texas", empty) == (audience.ONE_COUNTRY, "")
+    assert audience.parse_audience("language=fr", empty) == (audience.NO_LANGUAGE, "fr")
+    assert audience.parse_audience("hello there", empty) == (
+        audience.UNREADABLE, "hello there")  # fmt: skip
+    assert audience.parse_audience("colour=red", empty) == (audience.UNREADABLE, "colour=red")
 
 
 def test_times_are_read_in_their_zone() -> None:
     expected = datetime(2027, 4, 14, 1, 0, tzinfo=UTC)
-    assert broadcasts.parse_when("2027-04-14 08:00 Asia/Phnom_Penh") == (
+    assert audience.parse_when("2027-04-14 08:00 Asia/Phnom_Penh") == (
         expected, "Asia/Phnom_Penh")  # fmt: skip
-    assert broadcasts.parse_when("២០២៧-០៤-១៤ ០៨:០០") == (expected, "Asia/Phnom_Penh")
-    assert broadcasts.parse_when("2027-04-13 18:00 America/Los_Angeles") == (
+    assert audience.parse_when("២០២៧-០៤-១៤ ០៨:០០") == (expected, "Asia/Phnom_Penh")
+    assert audience.parse_when("2027-04-13 18:00 America/Los_Angeles") == (
         datetime(2027, 4, 14, 1, 0, tzinfo=UTC), "America/Los_Angeles")  # fmt: skip
-    assert broadcasts.parse_when("2027-04-14 08:00 Mars/Olympus") is None
-    assert broadcasts.parse_when("2027-02-30 08:00") is None
-    assert broadcasts.parse_when("tomorrow morning") is None
+    assert audience.parse_when("2027-04-14 08:00 Mars/Olympus") is None
+    assert audience.parse_when("2027-02-30 08:00") is None
+    assert audience.parse_when("tomorrow morning") is None
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from bot.app import App
 from db import broadcasts as store
 from db.models import AuditEntry, Broadcast, Signature, User, utcnow
-from handlers.broadcasts import STOP_PAYLOAD
+from handlers.news import STOP_PAYLOAD
 from tests.conftest import ADMIN
 from tests.telegram_fakes import FakeUser, RecordingSession
 from tests.test_broadcast import add_many, add_person

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.app import build_app
-from bot.broadcast import window_for
 from bot.config import Settings
+from bot.workers.broadcast import window_for
 from tests.botapi_server import FakeBotAPI
 from tests.conftest import TOKEN
 from tests.test_broadcast import add_many, outbox, queue_broadcast

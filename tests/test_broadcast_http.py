@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App, build_app
-from bot.broadcast import Worker, build_worker
 from bot.config import Settings
+from bot.workers.broadcast import Worker, build_worker
 from db import broadcasts as store
 from db.models import Broadcast, Signature, User, utcnow
-from handlers.broadcasts import STOP_PAYLOAD, parse_when
+from handlers.admin.audience import parse_when
+from handlers.news import STOP_PAYLOAD
 from tests.botapi_server import FakeBotAPI
 from tests.conftest import TOKEN
 from tests.graphapi_server import VERSION, FakeGraphAPI

@@ -20,9 +20,10 @@ from aiogram.types import BufferedInputFile, Chat, Document, Message
 from PIL import Image, ImageDraw
 from sqlalchemy import select, update
 
-from bot import cli, qr
+from bot import cli
 from bot.app import App
 from db.models import AuditEntry, Signature, User, VolunteerCode
+from drawings.poster import make_poster
 from handlers.base import Incoming
 from tests.conftest import ADMIN
 from tests.telegram_fakes import BOT_USERNAME, FakeUser, RecordingSession
@@ -281,7 +282,7 @@ async def test_names_are_checked_and_khmer_names_kept(
     assert svg_texts(svg.data) == [khmer, f"{BOT_LINK}?start={code}"]
     assert scanned(png.data)[0] == f"{BOT_LINK}?start={code}"
     # The name is on the PNG when a font here has Khmer (assets/fonts); else the message says so.
-    if not qr.make_poster(BOT_LINK, khmer).titled:
+    if not make_poster(BOT_LINK, khmer).titled:
         assert "The name is not on the image" in png.caption
 
     await organiser.send(f"/code new {khmer}")
@@ -369,7 +370,7 @@ async def test_the_shell_writes_png_and_svg_posters(
 
 def test_posters_fit_a4_for_the_longest_links_and_names() -> None:
     link = "https://t.me/" + "b" * 32 + "?start=" + "k" * 10  # the longest bot name
-    poster = qr.make_poster(link, "Long Beach " * 9)
+    poster = make_poster(link, "Long Beach " * 9)
     image = Image.open(io.BytesIO(poster.png))
     text, width_cm = scanned(poster.png)
     assert text == link

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from bot.config import ROOT
-from bot.i18n import Translations
 from db.protect import ContactCipher
 from tests.conftest import DATA_KEY, HASH_KEY
+from words.i18n import Translations
 
 KM = Translations(ROOT / "locales").get("km").gettext
 

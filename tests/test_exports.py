@@ -22,7 +22,7 @@ from bot.config import Settings
 from db import exports as db_exports
 from db.models import AuditEntry
 from db.protect import ContactCipher
-from handlers import exports
+from handlers.admin import exports
 from handlers.base import Incoming
 from tests.conftest import ADMIN, DATA_KEY, HASH_KEY
 from tests.telegram_fakes import FakeUser, RecordingSession

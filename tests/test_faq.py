@@ -14,9 +14,9 @@ from bot.app import App, build_app
 from bot.cli import main
 from bot.config import ROOT, Settings
 from db.models import UnansweredQuestion
-from handlers.faq import build_matcher
-from handlers.faq_content import ContentError, check_faq, load_faq
-from handlers.faq_match import Matcher, features, stem
+from handlers.reading.content import build_matcher
+from handlers.reading.faq_content import ContentError, check_faq, load_faq
+from handlers.reading.faq_match import Matcher, features, stem
 from tests.telegram_fakes import FakeUser
 
 Person = Callable[..., FakeUser]

@@ -12,9 +12,9 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from bot import cli_data
 from bot.app import App, build_app
 from bot.channels.telegram import build_bot, build_dispatcher
+from bot.cli import data as cli_data
 from bot.config import Settings
 from bot.flood import FloodGuard
 from db import exports as db_exports

@@ -43,8 +43,8 @@ from bot.channels.messenger import (
 from bot.channels.telegram import build_bot, build_dispatcher, build_webhook_app
 from bot.config import Settings
 from db.models import Signature, User
-from handlers import places
 from handlers.base import Button, Reply
+from handlers.reading import places
 from tests.graphapi_server import VERSION, FakeGraphAPI
 
 PAGE_TOKEN = "EAAGtestpagetoken0123456789"

@@ -10,7 +10,7 @@ from sqlalchemy import Table, event, insert, select
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.watch import Watch
+from bot.workers.watch import Watch
 from db import milestones
 from db.models import Milestone, Signature, User, utcnow
 from tests.conftest import ADMIN

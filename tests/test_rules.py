@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text import ascii_digits, fold, format_number, format_percent_of, normalise
-from handlers import places
 from handlers.base import Incoming, Kind
-from handlers.validation import NameProblem, check_name, parse_email, parse_phone
+from handlers.reading import places
+from handlers.reading.validation import NameProblem, check_name, parse_email, parse_phone
+from words.text import ascii_digits, fold, format_number, format_percent_of, normalise
 
 
 def test_normalise_strips_zero_width_spaces_and_composes() -> None:

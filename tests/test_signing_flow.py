@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot.app import App, build_app
 from bot.channels.telegram import build_bot, build_dispatcher
 from db.models import Signature, User
-from handlers import places
+from handlers.reading import places
 from tests.telegram_fakes import BOT_USERNAME, FakeUser, RecordingSession
 
 Person = Callable[..., FakeUser]

@@ -12,14 +12,14 @@ import pytest
 from PIL import Image, ImageFont, features
 from sqlalchemy import insert, select, update
 
-from bot import chart
 from bot.app import App
 from bot.channels import console
 from bot.channels.telegram import build_bot, build_dispatcher
 from db import queries
 from db import stats as db_stats
 from db.models import Signature, User, VolunteerCode
-from handlers import stats
+from drawings import chart
+from handlers.admin import stats
 from handlers.base import Incoming, Reply
 from tests.conftest import ADMIN
 from tests.telegram_fakes import FakeUser, RecordingSession
@@ -370,7 +370,7 @@ async def test_without_the_khmer_font_the_chart_is_english_and_it_is_logged_once
     said = f"no Khmer font at {tmp_path / 'missing.ttf'}: charts in English"
     if not features.check_feature("raqm"):  # that is found missing first, and said instead
         said = "libraqm is missing (Pillow without raqm/fribidi): charts in English"
-    assert [r.message for r in caplog.records if r.name == "bot.chart"] == [said]
+    assert [r.message for r in caplog.records if r.name == "drawings.chart"] == [said]
     assert first[0].attachment is not None
     assert first[0].attachment.data is not None
     with Image.open(io.BytesIO(first[0].attachment.data)) as image:

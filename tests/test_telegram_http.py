@@ -27,7 +27,7 @@ from bot.channels import telegram
 from bot.channels.telegram import COMMANDS, build_bot, build_dispatcher, build_webhook_app
 from bot.config import Settings
 from db.models import Signature, User
-from handlers import places
+from handlers.reading import places
 from tests.botapi_server import BOT_USER, FakeBotAPI
 from tests.conftest import DATA_KEY, HASH_KEY
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.app import build_app
 from bot.config import Settings
-from bot.watch import Watch
+from bot.workers.watch import Watch
 from db.models import Signature, User, utcnow
 
 

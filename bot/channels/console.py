@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import App
-from bot.text import ascii_digits
 from handlers.base import Attachment, Button, Incoming, Reply
+from words.text import ascii_digits
 
 CHANNEL = "console"
 _TAG = re.compile(r"</?(b|i|u|s|code|pre|a)( [^>]*)?>")

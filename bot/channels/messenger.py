@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 import aiohttp
 from aiohttp import web
 
+from bot.channels.outlet import Background, Outcome, beside_nothing
 from bot.config import Settings
-from bot.i18n import N_, Translations
 from db import queries
 from handlers.base import Button, Incoming, Kind, Reply
+from words.i18n import N_, Translations
 
 if TYPE_CHECKING:
     # Only for annotations: `messenger setup` then runs without loading the database layer.
     from bot.app import App
-    from bot.broadcast import Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ MORE_PREFIX = "mm:"
 MORE = N_("More…")
 GREETING = N_("Sign the petition for every Cambodian's right to vote, wherever they live.")
 GET_STARTED = "/start"
-# The persistent menu, with the way out of the news (handlers/broadcasts.py STOP_*).
+# The persistent menu, with the way out of the news (handlers/admin/broadcasts.py STOP_*).
 MENU = (
     ("go:sign", N_("✍️ Sign the petition")),
     ("go:faq", N_("❓ Questions")),
@@ -501,7 +501,6 @@ _OUTSIDE_WINDOW_SUBCODE = 2018278
 
 def broadcast_outcome(status: int, answer: dict[str, Any], retry_after: str) -> Outcome:
     """What a Send API answer means for a broadcast message."""
-    from bot.broadcast import Outcome
     from db.broadcasts import OUTSIDE_WINDOW
 
     if status == 200:
@@ -522,7 +521,8 @@ def broadcast_outcome(status: int, answer: dict[str, Any], retry_after: str) -> 
 
 
 class MessengerOutlet:
-    """Broadcasts to Messenger people (bot/broadcast.py): the text, and a "stop" quick reply.
+    """Broadcasts to Messenger people (bot/workers/broadcast.py): the text, and a
+    "stop" quick reply.
 
     Messenger allows them only within 24 hours of the person's last message: the outbox
     skips the others before they get here. Photos and documents are Telegram files, so on
@@ -534,8 +534,6 @@ class MessengerOutlet:
 
     async def send(self, external_id: str, reply: Reply, *, paid: bool) -> Outcome:
         """Send one broadcast message; what the platform said (never raises)."""
-        from bot.broadcast import Outcome
-
         pieces = split_text(plain_text(reply.text))
         if not pieces:
             return Outcome("skipped", error="messenger: a file without text cannot go out there")
@@ -599,11 +597,10 @@ async def serving(app: App) -> AsyncIterator[MessengerChannel]:
         await runner.cleanup()
 
 
-async def run(app: App) -> None:
-    """Messenger alone (and the broadcaster), until SIGINT or SIGTERM."""
-    from bot.broadcast import running_worker
-
-    async with serving(app), running_worker(app):
+async def run(app: App, *, background: Background = beside_nothing) -> None:
+    """Messenger alone, with `background` beside it (no way to write to admins: Messenger
+    has no admins), until SIGINT or SIGTERM."""
+    async with serving(app), background(None):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

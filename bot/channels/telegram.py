@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -48,13 +48,12 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.app import App
-from bot.broadcast import Outcome, running_worker
+from bot.channels.outlet import Background, Notify, Outcome, beside_nothing
 from bot.config import Settings
-from bot.i18n import N_
-from bot.watch import Watch
 from db import broadcasts as broadcast_store
 from db.models import utcnow
 from handlers.base import Attachment, Button, Incoming, Kind, Media, Reply
+from words.i18n import N_
 
 logger = logging.getLogger(__name__)
 
@@ -308,7 +307,7 @@ class _Prepared:
 
 
 class TelegramOutlet:
-    """Broadcasts to Telegram chats, and the admins' progress messages (bot/broadcast.py).
+    """Broadcasts to Telegram chats, and the admins' progress messages (bot/workers/broadcast.py).
 
     A broadcast sends the same message to thousands: aiogram builds its form once (defaults,
     markup, encoding), and each send only puts the chat id in front, posts it on the bot's
@@ -457,15 +456,19 @@ async def set_commands(bot: Bot, app: App) -> None:
 POLL_TIMEOUT = 25  # seconds a getUpdates call waits for news
 
 
-def _notifier(bot: Bot) -> Callable[[str, str], Awaitable[None]]:
+def _notifier(bot: Bot) -> Notify:
     async def notify(admin: str, text: str) -> None:
         await bot.send_message(int(admin), text)
 
     return notify
 
 
-async def run_polling(app: App, stop: asyncio.Event | None = None) -> None:
+async def run_polling(
+    app: App, stop: asyncio.Event | None = None, *, background: Background = beside_nothing
+) -> None:
     """Long polling: the default, needs no public address. SIGINT, SIGTERM or `stop` end it.
+    `background` runs beside it (the CLI passes the workers: bot/workers), with a way to
+    write to admins through this bot.
 
     Each batch of updates is handled (and committed) before the next getUpdates confirms it
     with a higher offset, so a crash loses nothing: Telegram sends the batch again, and the
@@ -486,7 +489,7 @@ async def run_polling(app: App, stop: asyncio.Event | None = None) -> None:
             logger.warning("deleteWebhook failed: %s", error)
         await set_commands(bot, app)
         logger.info("Telegram long polling started")
-        async with Watch(app, _notifier(bot)).running(), running_worker(app):
+        async with background(_notifier(bot)):
             await _poll(bot, dispatcher, stop)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -572,9 +575,13 @@ def build_webhook_app(
 
 
 async def run_webhook(
-    app: App, extra_routes: Callable[[web.Application], None] | None = None
+    app: App,
+    extra_routes: Callable[[web.Application], None] | None = None,
+    *,
+    background: Background = beside_nothing,
 ) -> None:
-    """Webhook mode: Telegram calls us at WEBHOOK_URL + WEBHOOK_PATH until SIGINT or SIGTERM."""
+    """Webhook mode: Telegram calls us at WEBHOOK_URL + WEBHOOK_PATH until SIGINT or SIGTERM,
+    with `background` beside it as in `run_polling`."""
     settings = app.settings
     if settings.webhook_url is None or settings.webhook_secret is None:
         raise ValueError("WEBHOOK_URL and WEBHOOK_SECRET are both needed for webhook mode")
@@ -595,7 +602,7 @@ async def run_webhook(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with Watch(app, _notifier(bot)).running(), running_worker(app):
+        async with background(_notifier(bot)):
             await stop.wait()
     finally:
         await runner.cleanup()

@@ -16,11 +16,11 @@ import html
 import logging
 from urllib.parse import urlsplit, urlunsplit
 
-from bot import qr
-from bot.text import format_day, format_number, normalise
 from db import codes, queries
-from handlers import admin
+from drawings.poster import make_poster
+from handlers.admin.registry import Commands
 from handlers.base import Attachment, Context, Incoming, Reply
+from words.text import format_day, format_number, normalise
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,10 @@ SHOWN = 30  # codes listed in one message (Telegram allows 4,096 characters)
 _QUOTES = "\"'“”„‘’«»「」"
 
 
-@admin.command("code")
+commands = Commands()
+
+
+@commands("code")
 async def _code(ctx: Context, incoming: Incoming) -> list[Reply]:
     """`/code` lists, `/code new NAME` creates, `/code qr CODE` makes a poster."""
     action, _sep, rest = incoming.text.strip().partition(" ")
@@ -43,12 +46,12 @@ async def _code(ctx: Context, incoming: Incoming) -> list[Reply]:
     return [Reply(_usage(ctx))]
 
 
-@admin.command("codes")
+@commands("codes")
 async def _codes(ctx: Context, _incoming: Incoming) -> list[Reply]:
     return [await _list(ctx)]
 
 
-@admin.command("qr")
+@commands("qr")
 async def _qr(ctx: Context, incoming: Incoming) -> list[Reply]:
     """`/qr CODE` for a share code's poster, `/qr` alone for the bot's own link."""
     return await _poster_for(ctx, incoming.text)
@@ -168,7 +171,7 @@ async def _poster(ctx: Context, found: codes.FoundCode | None, intro: str) -> li
         )
         return [Reply(f"{intro}\n\n{missing}" if intro else missing)]
     title = found.name if found else None
-    poster = await asyncio.to_thread(qr.make_poster, link, title)
+    poster = await asyncio.to_thread(make_poster, link, title)
     which = {"code": found.code, "kind": found.kind} if found else {"kind": "bot"}
     await queries.audit(ctx.session, actor=ctx.actor, action="qr", **which)
     lines = [intro, ""] if intro else []

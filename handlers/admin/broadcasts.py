@@ -5,7 +5,7 @@ resumes it: the Khmer version, the English version (text, or a photo or document
 caption, formatting kept), the audience (buttons, or a typed filter), then the exact count,
 a preview of each version exactly as recipients will see it, and a confirmation: a button,
 or above 1,000 recipients the number typed out; or a date, time and time zone to send it
-later. The worker in `bot/broadcast.py` does the sending.
+later. The worker in `bot/workers/broadcast.py` does the sending.
 """
 
 from __future__ import annotations
@@ -15,67 +15,39 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.i18n import N_
-from bot.text import ascii_digits, fold, format_day, format_number, khmer_digits, normalise
 from db import broadcasts as store
 from db import queries
 from db.models import Broadcast, utcnow
-from handlers import admin, places, signing
-from handlers.base import Attachment, Button, Context, Incoming, Kind, Reply
+from handlers import signing
+from handlers.admin.audience import (
+    DEFAULT_ZONE,
+    LANGUAGE_NAMES,
+    describe,
+    parse_audience,
+    parse_when,
+    shown_time,
+)
+from handlers.admin.registry import Commands
+from handlers.base import Button, Context, Incoming, Kind, Reply, Step
+from handlers.news import by_version, recipient_reply
+from words.i18n import N_
+from words.text import ascii_digits, format_number, khmer_digits
 
 logger = logging.getLogger(__name__)
 
-STOP_PAYLOAD = "n:off"  # the "stop news" button under every broadcast (handlers/privacy.py)
-STOP_LABEL = N_("🔕 No more news")
 TYPE_THE_NUMBER_ABOVE = 1000  # above this many recipients, the admin types the number
 DEFAULT_RATE = 25.0  # messages a second: under Telegram's free limit of about 30
-DEFAULT_ZONE = "Asia/Phnom_Penh"
 TEXT_LIMIT = 4096  # Telegram's limit for a message
 CAPTION_LIMIT = 1024  # and for a photo's or a document's caption
 LISTED = 10
 FAR_AHEAD = timedelta(days=366)
-LANGUAGE_NAMES = {"km": "ភាសាខ្មែរ", "en": "English"}
-_FILTER_PART = re.compile(r"([A-Za-z_]+)\s*=\s*(.*?)(?=\s+[A-Za-z_]+\s*=|$)", re.DOTALL)
-_WHEN = re.compile(
-    r"(\d{4})-(\d{1,2})-(\d{1,2})(?:\s+|T)(\d{1,2})[:.h](\d{2})(?:\s+([A-Za-z_+\-/0-9]+))?"
-)
-_LANGUAGE_WORDS = {"km": "km", "khmer": "km", "ខ្មែរ": "km", "ភាសាខ្មែរ": "km",
-                   "en": "en", "english": "en", "អង់គ្លេស": "en"}  # fmt: skip
 
 
-# ---------------------------------------------------------------- what recipients see
-
-
-def recipient_reply(version: dict[str, Any], gettext: Callable[[str], str]) -> Reply:
-    """One language version exactly as its recipients see it, with the stop button."""
-    buttons = [[Button(gettext(STOP_LABEL), STOP_PAYLOAD)]]
-    kind = version.get("kind")
-    if kind in ("photo", "document") and version.get("file_id"):
-        attachment = Attachment(
-            str(kind), str(version.get("filename") or kind), file_id=str(version["file_id"])
-        )
-        return Reply(str(version.get("text") or ""), buttons, attachment=attachment)
-    return Reply(str(version.get("text") or ""), buttons)
-
-
-def version_for(versions: dict[str, Any], language: str) -> str:
-    """The version a reader of `language` gets: theirs, or the one there is."""
-    if language in versions:
-        return language
-    return next(code for code in store.LANGUAGES if code in versions)
-
-
-def by_version(versions: dict[str, Any], by_language: dict[str, int]) -> dict[str, int]:
-    """How many people get each version, from how many read each language."""
-    getting = dict.fromkeys(versions, 0)
-    for language, people in by_language.items():
-        getting[version_for(versions, language)] += people
-    return getting
+# ---------------------------------------------------------------- what Telegram accepts
 
 
 # Tags Telegram's HTML knows, and the attributes they may carry.
@@ -216,142 +188,17 @@ def progress_text(
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- the audience
-
-
-def audience_of(ctx: Context) -> store.Audience:
-    """The audience in the admin's draft."""
-    return store.Audience.from_json(_draft(ctx).get("audience"))
-
-
-def describe(audience: store.Audience, gettext: Callable[[str], str], language: str) -> str:
-    """Who an audience is, in a few lines."""
-    _ = gettext
-    lines = [
-        _("Signers who asked for news")
-        if audience.needs_signature
-        else _("Everyone who asked for news (signers or not)")
-    ]
-    if audience.languages:
-        names = ", ".join(LANGUAGE_NAMES.get(code, code) for code in audience.languages)
-        lines.append(_("Reading: {languages}").format(languages=names))
-    if audience.countries or audience.regions:
-        where = [places.country_name(code, language) for code in audience.countries]
-        where += [
-            f"{html.escape(region)} ({places.country_name(country, language)})"
-            for country, region in audience.regions
-        ]
-        lines.append(_("Living in: {places}").format(places=", ".join(where)))
-    if audience.provinces:
-        born = [_province(code, gettext, language) for code in audience.provinces]
-        lines.append(_("Born in: {provinces}").format(provinces=", ".join(born)))
-    return "\n".join(f"• {line}" for line in lines)
-
-
-def _province(code: str, gettext: Callable[[str], str], language: str) -> str:
-    if code == places.ABROAD:
-        return gettext("outside Cambodia")
-    return places.province_name(code, language)
-
-
-_KEYS = {"country": "country", "countries": "country", "region": "region",
-         "regions": "region", "province": "province", "provinces": "province",
-         "language": "language", "languages": "language", "lang": "language"}  # fmt: skip
-_SIGNERS = re.compile(r"\bsigners(?:\s+only)?\b", re.IGNORECASE)
-# Problems with a typed filter, shown with the part that could not be read.
-UNREADABLE = N_("I could not read “{part}”. A filter looks like country=US or province=Battambang.")
-NO_COUNTRY = N_("I do not know the country “{part}”.")
-NO_PROVINCE = N_("I do not know the province “{part}”.")
-NO_LANGUAGE = N_("The languages are km and en, not “{part}”.")
-ONE_COUNTRY = N_("Regions need exactly one country, as in country=US region=California,Washington.")
-
-
-def parse_audience(text: str, audience: store.Audience) -> store.Audience | tuple[str, str]:
-    """A typed filter applied to `audience` (`country=US region=California,Washington`,
-    `province=Battambang`, `language=km`, `signers`); or (the problem, the part concerned)."""
-    text = normalise(ascii_digits(text))
-    signers = _SIGNERS.search(text) is not None
-    text = _SIGNERS.sub(" ", text).strip()
-    parts = _FILTER_PART.findall(text)
-    leftover = _FILTER_PART.sub("", text).strip()
-    if leftover or not (parts or signers):
-        return UNREADABLE, leftover or text
-    changes: dict[str, tuple[Any, ...]] = {}
-    for word, value in parts:
-        key = _KEYS.get(word.lower())
-        values = [item.strip() for item in value.split(",") if item.strip()]
-        if key is None or not values:
-            return UNREADABLE, f"{word}={value}"
-        found: list[Any] = []
-        for name in values:
-            if key == "country":
-                code, _close = places.match_country(name)
-            elif key == "province":
-                abroad = fold(name) in ("abroad", "outside cambodia")
-                code = places.ABROAD if abroad else places.match_province(name)
-            elif key == "language":
-                code = _LANGUAGE_WORDS.get(fold(name))
-            else:
-                code = name
-            if code is None:
-                problem = {"country": NO_COUNTRY, "province": NO_PROVINCE}.get(key, NO_LANGUAGE)
-                return problem, name
-            found.append(code)
-        changes[key] = tuple(dict.fromkeys(found))
-    countries, regions = audience.countries, audience.regions
-    if "country" in changes:
-        countries, regions = changes["country"], ()
-    if "region" in changes:
-        within = countries or tuple(dict.fromkeys(country for country, _r in audience.regions))
-        if len(within) != 1:
-            return ONE_COUNTRY, ""
-        regions = tuple(
-            (within[0], places.canonical_region(within[0], r)) for r in changes["region"]
-        )
-        countries = ()  # the regions say where within the country
-    return store.Audience(
-        languages=changes.get("language", audience.languages),
-        countries=countries,
-        regions=regions,
-        provinces=changes.get("province", audience.provinces),
-        signers_only=audience.signers_only or signers,
-    )
-
-
-# ---------------------------------------------------------------- scheduling
-
-
-def parse_when(text: str) -> tuple[datetime, str] | None:
-    """`2027-04-14 08:00 Asia/Phnom_Penh` (Cambodia's time when no zone is given) as
-    (the moment in UTC, the zone's name); None when it cannot be read."""
-    found = _WHEN.fullmatch(normalise(ascii_digits(text)))
-    if found is None:
-        return None
-    year, month, day, hour, minute = (int(found.group(i)) for i in range(1, 6))
-    name = found.group(6) or DEFAULT_ZONE
-    try:
-        zone = ZoneInfo(name)
-        local = datetime(year, month, day, hour, minute, tzinfo=zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return local.astimezone(UTC), name
-
-
-def shown_time(moment: datetime, zone: str, language: str) -> str:
-    """A moment as the admin reads it: "14 April 2027 08:00 (Asia/Phnom_Penh)"."""
-    local = store.as_utc(moment).astimezone(ZoneInfo(zone))
-    clock = local.strftime("%H:%M")
-    if language == "km":
-        clock = khmer_digits(clock)
-    return f"{format_day(local.date(), language)} {clock} ({zone})"
-
-
 # ---------------------------------------------------------------- the draft
 
 
 def _draft(ctx: Context) -> dict[str, Any]:
     found = ctx.user.draft.get("broadcast")
     return found if isinstance(found, dict) else {}
+
+
+def audience_of(ctx: Context) -> store.Audience:
+    """The audience in the admin's draft."""
+    return store.Audience.from_json(_draft(ctx).get("audience"))
 
 
 def _update(ctx: Context, **changes: Any) -> None:
@@ -478,7 +325,10 @@ def _ask_confirm(ctx: Context) -> Reply:
 # ---------------------------------------------------------------- entry points
 
 
-@admin.command("broadcast")
+commands = Commands()
+
+
+@commands("broadcast")
 async def _broadcast(ctx: Context, _incoming: Incoming) -> list[Reply]:
     """Start composing."""
     ctx.user.draft = {"broadcast": {"versions": {}, "audience": {}}}
@@ -486,7 +336,7 @@ async def _broadcast(ctx: Context, _incoming: Incoming) -> list[Reply]:
     return [_ask_km(ctx)]
 
 
-@admin.command("broadcasts")
+@commands("broadcasts")
 async def _broadcasts(ctx: Context, incoming: Incoming) -> list[Reply]:
     """The latest broadcasts with their figures; `/broadcasts cancel 12` cancels one."""
     words = ascii_digits(incoming.text).lower().split()
@@ -800,12 +650,17 @@ async def _create(ctx: Context) -> list[Reply]:
     return [Reply(text)]
 
 
-signing.register_step("bc_km", "bk", _ask_km, lambda ctx, value: _button(ctx, "bc_km", value))
-signing.register_step("bc_en", "be", _ask_en, lambda ctx, value: _button(ctx, "bc_en", value))
-signing.register_step(
-    "bc_audience", "ba", _ask_audience, lambda ctx, value: _button(ctx, "bc_audience", value)
-)
-signing.register_step("bc_when", "bw", _ask_when, lambda ctx, value: _button(ctx, "bc_when", value))
-signing.register_step(
-    "bc_confirm", "bc", _ask_confirm, lambda ctx, value: _button(ctx, "bc_confirm", value)
+def _step(name: str, prefix: str, ask: Callable[[Context], Reply]) -> Step:
+    async def on_button(ctx: Context, value: str) -> list[Reply]:
+        return await _button(ctx, name, value)
+
+    return Step(name, prefix, ask, on_button)
+
+
+STEPS = (
+    _step("bc_km", "bk", _ask_km),
+    _step("bc_en", "be", _ask_en),
+    _step("bc_audience", "ba", _ask_audience),
+    _step("bc_when", "bw", _ask_when),
+    _step("bc_confirm", "bc", _ask_confirm),
 )

@@ -14,14 +14,15 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TypeVar
 
-from bot import chart
-from bot.i18n import N_
-from bot.text import format_day, format_number, format_percent_of
 from db import queries
 from db.models import utcnow
 from db.stats import Figures, figures
-from handlers import admin, places
+from drawings import chart
+from handlers.admin.registry import Commands
 from handlers.base import Attachment, Context, Incoming, Reply
+from handlers.reading import places
+from words.i18n import N_
+from words.text import format_day, format_number, format_percent_of
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,10 @@ STOPS = {
 Key = TypeVar("Key")
 
 
-@admin.command("stats")
+commands = Commands()
+
+
+@commands("stats")
 async def stats(ctx: Context, _incoming: Incoming) -> list[Reply]:
     """The figures in three messages, the first carrying the chart."""
     now = utcnow()

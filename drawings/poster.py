@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont, features
 
-from bot.text import normalise
+from words.text import normalise
 
 if TYPE_CHECKING:
     import segno

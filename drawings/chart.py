@@ -20,7 +20,7 @@ from pathlib import Path
 from babel.dates import format_date
 from PIL import Image, ImageDraw, ImageFont, features
 
-from bot.text import format_number, format_percent_of, khmer_digits
+from words.text import format_number, format_percent_of, khmer_digits
 
 logger = logging.getLogger(__name__)
 

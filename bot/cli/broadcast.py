@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli.common import in_transaction
 from bot.config import Settings
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 async def _worker(settings: Settings, *, exit_when_idle: bool) -> int:
-    from bot.broadcast import standalone_worker
+    from bot.workers.broadcast import standalone_worker
 
     if settings.telegram_bot_token is None and not settings.messenger_enabled:
         return _fail("Configuration error: TELEGRAM_BOT_TOKEN: not set (nor Messenger)")
@@ -114,7 +115,6 @@ async def _worker(settings: Settings, *, exit_when_idle: bool) -> int:
 
 
 async def _list(settings: Settings) -> int:
-    from bot.cli import _in_transaction
     from db import broadcasts as store
 
     async def show(session: Any) -> int:
@@ -131,11 +131,10 @@ async def _list(settings: Settings) -> int:
             )
         return 0
 
-    return await _in_transaction(settings, show)
+    return await in_transaction(settings, show)
 
 
 async def _cancel(settings: Settings, broadcast_id: int) -> int:
-    from bot.cli import _in_transaction
     from db import broadcasts as store
     from db import queries
     from db.models import utcnow
@@ -150,7 +149,7 @@ async def _cancel(settings: Settings, broadcast_id: int) -> int:
         print(f"Broadcast #{broadcast_id} cancelled; {_line(figures)}")
         return 0
 
-    return await _in_transaction(settings, cancel)
+    return await in_transaction(settings, cancel)
 
 
 def _line(figures: Any) -> str:
@@ -166,7 +165,7 @@ def _line(figures: Any) -> str:
 
 def _audience(args: argparse.Namespace) -> Audience | str:
     from db.broadcasts import Audience
-    from handlers import places
+    from handlers.reading import places
 
     languages = []
     for language in args.language:
@@ -201,7 +200,7 @@ def _audience(args: argparse.Namespace) -> Audience | str:
 
 
 def _versions(args: argparse.Namespace) -> tuple[dict[str, Any], bytes | None] | str:
-    from handlers.broadcasts import CAPTION_LIMIT, TEXT_LIMIT, check_html
+    from handlers.admin.broadcasts import CAPTION_LIMIT, TEXT_LIMIT, check_html
 
     media: Path | None = args.photo or args.document
     kind = "photo" if args.photo else "document" if args.document else "text"
@@ -237,7 +236,7 @@ def _versions(args: argparse.Namespace) -> tuple[dict[str, Any], bytes | None] |
 async def _compose(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from db import broadcasts as store
-    from handlers.broadcasts import by_version
+    from handlers.news import by_version
 
     audience = _audience(args)
     if isinstance(audience, str):
@@ -270,7 +269,8 @@ async def _compose(args: argparse.Namespace, settings: Settings) -> int:
 
 def _when(args: argparse.Namespace) -> datetime | str | None:
     from db.models import utcnow
-    from handlers.broadcasts import DEFAULT_ZONE, FAR_AHEAD, parse_when
+    from handlers.admin.audience import DEFAULT_ZONE, parse_when
+    from handlers.admin.broadcasts import FAR_AHEAD
 
     if args.at is None:
         return None if args.tz is None else "--tz goes with --at"
@@ -286,7 +286,7 @@ def _when(args: argparse.Namespace) -> datetime | str | None:
 
 
 def _confirmed(args: argparse.Namespace, count: int) -> bool:
-    from handlers.broadcasts import TYPE_THE_NUMBER_ABOVE
+    from handlers.admin.broadcasts import TYPE_THE_NUMBER_ABOVE
 
     if count <= TYPE_THE_NUMBER_ABOVE or args.confirm == count:
         return True
@@ -357,8 +357,9 @@ async def _previews(
 
     from bot.channels.telegram import TelegramOutlet
     from db import queries
+    from handlers.admin.audience import LANGUAGE_NAMES
     from handlers.base import Attachment, Reply
-    from handlers.broadcasts import LANGUAGE_NAMES, recipient_reply
+    from handlers.news import recipient_reply
 
     async with app.conversation.sessions() as session:
         languages = await queries.admin_languages(session, channel="telegram", ids=[chat])
@@ -390,7 +391,7 @@ async def _previews(
 
 async def _follow(app: App, broadcast_id: int) -> int:
     """Send it here (or watch another worker send it), a line of figures every few seconds."""
-    from bot.broadcast import build_worker
+    from bot.workers.broadcast import build_worker
     from db import broadcasts as store
 
     worker = build_worker(app)

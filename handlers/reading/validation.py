@@ -9,7 +9,7 @@ import unicodedata
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from bot.text import ascii_digits, normalise
+from words.text import ascii_digits, normalise
 
 NAME_MIN, NAME_MAX = 2, 100
 TEXT_MAX = 100  # region and other short answers

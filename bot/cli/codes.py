@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.cli.common import in_transaction
 from bot.config import Settings
 
 FORMATS = (".png", ".svg")
@@ -50,9 +51,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int | None:
 
 async def _poster(settings: Settings, *, code: str | None, username: str, out: Path) -> int:
     """Look the code up, write its poster and record that in the audit log, at once."""
-    from bot import qr
-    from bot.cli import _in_transaction
     from db import codes, queries
+    from drawings.poster import make_poster
 
     async def task(session: Any) -> int:
         found = None
@@ -63,7 +63,7 @@ async def _poster(settings: Settings, *, code: str | None, username: str, out: P
                       file=sys.stderr)  # fmt: skip
                 return 1
         link = f"https://t.me/{username}" + (f"?start={found.code}" if found else "")
-        poster = await asyncio.to_thread(qr.make_poster, link, found.name if found else None)
+        poster = await asyncio.to_thread(make_poster, link, found.name if found else None)
         kind = out.suffix.lower()[1:]
         try:
             await asyncio.to_thread(out.write_bytes, poster.png if kind == "png" else poster.svg)
@@ -77,4 +77,4 @@ async def _poster(settings: Settings, *, code: str | None, username: str, out: P
             print("The name is not on the PNG (no font for it here); the SVG shows it.")
         return 0
 
-    return await _in_transaction(settings, task)
+    return await in_transaction(settings, task)

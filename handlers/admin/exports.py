@@ -1,7 +1,7 @@
 """`/export`: the signatures as a spreadsheet, for admins.
 
 The columns and the writing live here once, for the chat and for `petitionbot export`
-(bot/cli_data.py) alike. Contact details leave only when asked for by name, confirmed with
+(bot/cli/data.py) alike. Contact details leave only when asked for by name, confirmed with
 a button in the chat, and only with the keys that decrypt them; every export is audited.
 
     /export                        → CSV or Excel? (buttons)
@@ -23,14 +23,17 @@ from typing import IO, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import spreadsheets
-from bot.i18n import N_
-from bot.text import ascii_digits, format_number
 from db import exports as db_exports
 from db import queries
 from db.protect import ContactCipher
-from handlers import admin, places, signing
-from handlers.base import Attachment, Button, Context, Incoming, Reply
+from drawings import spreadsheets
+from handlers import signing
+from handlers.admin.registry import Commands
+from handlers.admin.signatures import parse_filter
+from handlers.base import Attachment, Button, Context, Incoming, Reply, Step
+from handlers.reading import places
+from words.i18n import N_
+from words.text import ascii_digits, format_number
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +265,7 @@ def parse_request(argument: str) -> tuple[str | None, bool, queries.SignatureFil
             contacts = True
         else:
             rest.append(word)
-    where = admin.parse_filter(" ".join(rest)) if rest else queries.SignatureFilter()
+    where = parse_filter(" ".join(rest)) if rest else queries.SignatureFilter()
     if where is None:
         return None
     return fmt, contacts, where
@@ -290,7 +293,10 @@ def _no_keys(ctx: Context) -> Reply:
     )
 
 
-@admin.command("export")
+commands = Commands()
+
+
+@commands("export")
 async def _export_command(ctx: Context, incoming: Incoming) -> list[Reply]:
     parsed = parse_request(incoming.text)
     if parsed is None:
@@ -456,5 +462,7 @@ def _file_replies(
     return [Reply("\n".join(lines), attachment=attachment)]
 
 
-signing.register_step("export_format", "xf", _ask_format, _format_answer)
-signing.register_step("export_contacts", "xc", _ask_contacts, _contacts_answer)
+STEPS = (
+    Step("export_format", "xf", _ask_format, _format_answer),
+    Step("export_contacts", "xc", _ask_contacts, _contacts_answer),
+)

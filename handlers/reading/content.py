@@ -1,13 +1,38 @@
-"""Texts that organisers edit without touching code (the petition), read from `locales/`."""
+"""Texts that organisers edit without touching code, read from `locales/`: the petition, and
+the FAQ with the matcher built from its phrasings."""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from handlers.faq import Faq
-from handlers.faq_content import ContentError, load_faq
+from handlers.reading.faq_content import ContentError, Topic, load_faq
+from handlers.reading.faq_match import Matcher
+
+
+def build_matcher(topics: Sequence[Topic]) -> Matcher:
+    """A matcher that knows every topic by its questions and phrasings in both languages."""
+    examples = []
+    for topic in topics:
+        for text in topic.texts.values():
+            examples.append((topic.id, text.question))
+            examples += [(topic.id, phrasing) for phrasing in text.phrasings]
+    return Matcher(examples)
+
+
+@dataclass(slots=True)
+class Faq:
+    """The topics in their file's order, and the matcher built from them."""
+
+    topics: list[Topic]
+    matcher: Matcher = field(init=False)
+    by_id: dict[str, Topic] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.matcher = build_matcher(self.topics)
+        self.by_id = {topic.id: topic for topic in self.topics}
 
 
 @dataclass(frozen=True, slots=True)

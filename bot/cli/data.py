@@ -26,10 +26,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from bot import spreadsheets
+from bot.cli.common import in_transaction
 from bot.config import Settings
-from bot.text import ascii_digits, fold, normalise
 from db.protect import ContactCipher
+from drawings import spreadsheets
+from words.text import ascii_digits, fold, normalise
 
 SHELL = "shell"  # the audit log's actor for what is done from the command line
 PAPER = "paper"  # the channel of signatures gathered on paper
@@ -111,7 +112,7 @@ def _day(text: str | None, option: str) -> datetime | None:
 def export_filter(args: argparse.Namespace) -> Any:
     """The command's options as a SignatureFilter; ValueError naming a bad option."""
     from db.queries import SignatureFilter
-    from handlers import places
+    from handlers.reading import places
 
     country = None
     if args.country:
@@ -128,16 +129,15 @@ def export_filter(args: argparse.Namespace) -> Any:
 
 
 def _suggest(codes: list[str]) -> str:
-    from handlers import places
+    from handlers.reading import places
 
     names = [f"{places.country_name(code, 'en')} ({code})" for code in codes]
     return f" (did you mean {' or '.join(names)}?)" if names else ""
 
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import _in_transaction
-    from bot.i18n import Translations
-    from handlers.exports import ExportRequest, audit_export, write_export
+    from handlers.admin.exports import ExportRequest, audit_export, write_export
+    from words.i18n import Translations
 
     to_stdout = args.out == "-"
     fmt = args.format or ("csv" if to_stdout else Path(args.out).suffix.lower().lstrip("."))
@@ -191,7 +191,7 @@ async def _export(args: argparse.Namespace, settings: Settings) -> int:
         return count
 
     try:
-        count = await _in_transaction(settings, task)
+        count = await in_transaction(settings, task)
         if target is not None:
             out.close()
             os.replace(out.name, target)
@@ -390,7 +390,7 @@ class RowChecker:
     def check(self, number: int, cells: list[str]) -> PaperSignature | list[str]:
         """The signature a row holds, or every reason it cannot be taken."""
         from db.codes import SHARE_CODE
-        from handlers import places, validation
+        from handlers.reading import places, validation
 
         def cell(column: str) -> str:
             index = self.columns.get(column)
@@ -434,7 +434,7 @@ class RowChecker:
         )  # fmt: skip
 
     def _birthplace(self, text: str, problems: list[str]) -> str | None:
-        from handlers import places
+        from handlers.reading import places
 
         if not text:
             problems.append("birthplace province: empty")
@@ -449,7 +449,7 @@ class RowChecker:
     def _contacts(
         self, phone_text: str, email_text: str, country: str | None, problems: list[str]
     ) -> tuple[str | None, str | None, bool]:
-        from handlers import validation
+        from handlers.reading import validation
 
         if not phone_text and not email_text:
             return None, None, False
@@ -612,7 +612,6 @@ def _numbered(rows: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
 async def _import(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.cli import _in_transaction
     from db import exports as db_exports
     from db import milestones, queries
     from db.models import utcnow
@@ -689,7 +688,7 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     try:
-        return await _in_transaction(settings, task)
+        return await in_transaction(settings, task)
     except _WriteFailed as error:
         print(f"Nothing written: the database refused the import ({error}); no row was added.")
         return 1

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from bot.app import App
-from bot.text import format_number, format_percent_of
+from bot.channels.outlet import Notify
 from db import milestones, queries
 from db.models import utcnow
-from handlers import places
+from handlers.reading import places
+from words.text import format_number, format_percent_of
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,6 @@ SPIKE_FACTOR = 5.0  # times the country's usual hourly rate
 ALERT_EVERY = timedelta(hours=1)  # one alert per country per hour at most
 CHECK_EVERY = 300.0  # seconds
 MILESTONE_EVERY = 12.0  # seconds: admins hear of a milestone moments after it is passed
-
-Notify = Callable[[str, str], Awaitable[None]]  # (admin's user id, text)
 
 
 class Watch:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bot.text import fold
+from words.text import fold
 
 # Scores are in [0, 1]. At or above CONFIDENT the answer is given directly; between SUGGEST
 # and CONFIDENT the best topic is offered, with the next two if they score ALSO or more;

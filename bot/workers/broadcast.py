@@ -23,16 +23,17 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.i18n import Translations
+from bot.channels.outlet import Outcome, Outlet, Reporter
 from db import broadcasts as store
 from db import queries
 from db.models import Broadcast, utcnow
-from handlers.base import Reply
-from handlers.broadcasts import DEFAULT_RATE, progress_text, recipient_reply
+from handlers.admin.broadcasts import DEFAULT_RATE, progress_text
+from handlers.news import recipient_reply
+from words.i18n import Translations
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -56,44 +57,6 @@ Clock = Callable[[], datetime]
 def window_for(rate: float) -> int:
     """Rows a worker may hold in flight at `rate`: half a second's worth, 20 to 500."""
     return max(20, min(500, math.ceil(rate * 0.5)))
-
-
-# ---------------------------------------------------------------- platforms
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the platform did with one message.
-
-    `status`: sent, failed (permanent, with the platform's text), blocked (the person
-    blocked the bot or is gone), skipped (with the reason), retry (temporary: timeout, 5xx,
-    network), or again (429: resend once the pause of `retry_after` seconds is over).
-    """
-
-    status: str
-    message_id: str | None = None
-    error: str | None = None
-    retry_after: float = 0.0
-
-
-class Outlet(Protocol):
-    """How broadcasts reach people on one platform."""
-
-    async def send(self, external_id: str, reply: Reply, *, paid: bool) -> Outcome:
-        """Send one broadcast message; never raises."""
-
-    async def close(self) -> None:
-        """Release the connections."""
-
-
-class Reporter(Protocol):
-    """Where admins read a broadcast's progress (Telegram)."""
-
-    async def post(self, chat: str, text: str) -> str | None:
-        """Send a message; its id, or None when it failed (logged)."""
-
-    async def edit(self, chat: str, message_id: str, text: str) -> None:
-        """Replace a message's text; failures are logged."""
 
 
 # ---------------------------------------------------------------- the rate

@@ -1,0 +1,29 @@
+"""Work that goes on beside the conversation: the broadcaster (`broadcast`) and the watch
+(`watch`: spikes, retention, milestones). Each keeps its state in the database, so any
+process can take over what another began.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from bot.app import App
+from bot.channels.outlet import Background, Notify
+from bot.workers.broadcast import running_worker
+from bot.workers.watch import Watch
+
+
+def beside(app: App) -> Background:
+    """The background work of a serving bot, for a channel to run beside it: the broadcaster,
+    and the watch where the channel can write to admins."""
+
+    @contextlib.asynccontextmanager
+    async def running(notify: Notify | None) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if notify is not None:
+                await stack.enter_async_context(Watch(app, notify).running())
+            await stack.enter_async_context(running_worker(app))
+            yield
+
+    return running
