@@ -10,6 +10,11 @@
   afterwards every signature is there once.
 - flood: one person sends 1,000 updates a second while 50 others sign; their latency.
 - erasure: how long /delete takes for a signer.
+- leaks: a scripted session in which people type their phone and e-mail in every free-text
+  place (a question, the place where they live, the contact step), then half of them /delete
+  and the rest are anonymised; then the database file, its write-ahead log, the log output
+  (at DEBUG) and the files folder are searched byte by byte for every name, phone, e-mail,
+  platform id and share code used.
 """
 
 from __future__ import annotations
@@ -207,8 +212,79 @@ async def erasure(folder: Path) -> float:
         await app.close()
 
 
+async def leaks(folder: Path, people: int = 20) -> tuple[int, int, int]:
+    """(identifiers searched for, places searched, hits): the target is 0 hits."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from db import dialect, queries
+    from db.models import User
+
+    log_file = folder / "leaks.log"
+    handler = logging.FileHandler(log_file)
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    files = folder / "leak-files"
+    app = await build_app(settings(folder, "leaks.sqlite3").model_copy(update={"files_dir": files}))
+    session = RecordingSession()
+    bot = build_bot(app.settings, session=session)
+    dispatcher = build_dispatcher(app)
+    secrets: list[str] = []
+    try:
+        for number in range(people):
+            user_id = 731_000_000 + number
+            name = f"Sreymom Leakcheck{chr(97 + number // 26)}{chr(97 + number % 26)}"
+            phone = f"+1 562 555 {1000 + number}"
+            email = f"sreymom.leak{number:02d}@example.org"
+            someone = FakeUser(dispatcher, bot, session, user_id)
+            await someone.send("/start")
+            await someone.press("l:en")
+            await someone.send(f"Please call me about the temple drive on {phone} or {email}")
+            await someone.press("go:sign")
+            await someone.press("c:y")
+            await someone.send(name)
+            await someone.press("co:US")
+            await someone.send(f"Long Beach, call {phone}")
+            await someone.press("b:12")
+            await someone.send(email if number % 2 else phone)
+            await someone.press("u:y")
+            await someone.press("rv:ok")
+            secrets += [name, "Leakcheck", email, phone, phone.replace(" ", ""), str(user_id)]
+        async with app.conversation.sessions() as db:
+            codes = await db.execute(select(User.share_code).where(User.share_code.is_not(None)))
+            secrets += [code for code in codes.scalars() if code]
+        for number in range(0, people, 2):
+            someone = FakeUser(dispatcher, bot, session, 731_000_000 + number)
+            await someone.send("/delete")
+            await someone.press("d:y")
+        async with app.conversation.sessions() as db, db.begin():
+            tomorrow = datetime.now(UTC) + timedelta(days=1)
+            await queries.anonymise(db, before=tomorrow, apply=True)
+        await dialect.forget_deleted(app.conversation.sessions)
+    finally:
+        await bot.session.close()
+        await app.close()
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(level)
+    places, raw = await asyncio.to_thread(_everything_on_disk, folder, log_file, files)
+    hits = sum(raw.count(secret.encode()) for secret in set(secrets))
+    return len(set(secrets)), places, hits
+
+
+def _everything_on_disk(folder: Path, log_file: Path, files: Path) -> tuple[int, bytes]:
+    """What a thief of the server's disk reads: the database and its log, the logs, files."""
+    places = [*folder.glob("leaks.sqlite3*"), log_file, *files.rglob("*")]
+    found = [path.read_bytes() for path in places if path.is_file()]
+    return len(found), b"".join(found)
+
+
 async def main(argv: list[str] | None = None) -> int:
-    """Run the four measurements and print them."""
+    """Run the five measurements and print them."""
     parser = argparse.ArgumentParser(prog="python -m bench.trust", description=__doc__)
     parser.add_argument("--updates", type=int, default=12_000)
     parser.add_argument("--kills", type=int, default=50)
@@ -225,12 +301,17 @@ async def main(argv: list[str] | None = None) -> int:
             f"50 others signing meanwhile: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target < 100)"
         )
         print(f"/delete for a signer: {await erasure(folder):.1f} ms")
+        searched, places, hits = await leaks(folder)
+        print(
+            f"leak scan: {searched} names, phones, e-mails, platform ids and share codes "
+            f"searched in {places} files (database, WAL, log, files): {hits} hits (target 0)"
+        )
         survived, lost, doubled = await kills(folder, args.kills, args.signers)
         print(
             f"kills survived: {survived} with {args.signers} signers; signatures lost "
             f"{lost}, doubled {doubled} (target 50+, 0 / 0)"
         )
-    return 1 if errors or lost or doubled else 0
+    return 1 if errors or lost or doubled or hits else 0
 
 
 if __name__ == "__main__":

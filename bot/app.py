@@ -49,6 +49,7 @@ async def build_app(settings: Settings, *, migrate: bool = True) -> App:
         goal=settings.petition_goal,
         admin_ids=frozenset(str(admin) for admin in settings.admin_ids),
         cipher=settings.contact_cipher(),
+        question_days=settings.question_retention_days,
     )
     if conversation.cipher is None:
         logger.warning(

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     messenger_api_url: str = "https://graph.facebook.com"
     messenger_api_version: str = "v21.0"
     messenger_page_username: str | None = None
+    # Seconds a signed Messenger event stays acceptable: an older one (a replayed call) is
+    # refused, as is one dated more than a minute ahead of this server's clock.
+    messenger_max_age: Annotated[int, Field(ge=1)] = 300
 
     database_url: str = DEFAULT_DATABASE_URL
     petition_goal: Annotated[int, Field(ge=1)] = 10_000
@@ -62,6 +65,11 @@ class Settings(BaseSettings):
     # a placeholder (counts by country, province and date stay). No date: kept until then.
     campaign_closed_on: date | None = None
     retention_days: Annotated[int, Field(ge=0)] = 365
+    # What people type that is not a signature: unanswered questions are deleted this many
+    # days after they were asked, unfinished answers (a name, a contact) this many days after
+    # the person was last seen.
+    question_retention_days: Annotated[int, Field(ge=1)] = 90
+    draft_retention_days: Annotated[int, Field(ge=1)] = 30
     locales_dir: Path = ROOT / "locales"
     # Where the console chat saves the files it is sent (charts, exports, QR codes).
     files_dir: Path = ROOT / "data" / "files"
@@ -70,6 +78,10 @@ class Settings(BaseSettings):
     # allow_paid_broadcast (`petitionbot broadcast --paid`) up to 1,000, paid in Stars.
     broadcast_rate: Annotated[float, Field(gt=0, le=30)] = 25.0
     broadcast_paid_rate: Annotated[float, Field(gt=0, le=1000)] = 1000.0
+    # `petitionbot import` refuses a sheet with more rows or columns (blank ones past them do
+    # not count): a file from anyone must not make it read without end.
+    import_max_rows: Annotated[int, Field(ge=1)] = 100_000
+    import_max_columns: Annotated[int, Field(ge=1)] = 50
 
     @field_validator(
         "telegram_bot_token",

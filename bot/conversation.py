@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.flood import FloodGuard, Verdict
-from db import queries
+from db import dialect, queries
 from db.models import utcnow
 from db.protect import ContactCipher
 from handlers import route
@@ -88,6 +88,7 @@ class Conversation:
     goal: int
     admin_ids: frozenset[str] = frozenset()
     cipher: ContactCipher | None = None
+    question_days: int = 90  # how long unanswered questions are kept (the privacy notice)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     flood: FloodGuard = field(default_factory=FloodGuard)
     _languages: dict[str, str] = field(default_factory=dict)
@@ -193,6 +194,8 @@ class Conversation:
         try:
             async with self.sessions() as session, session.begin():
                 answers = await self._handle(session, batch)
+            if session.info.get(dialect.FORGET):
+                await dialect.forget_deleted(self.sessions)
         except Exception:
             if len(batch) > 1:
                 # Run them one by one, so only the update that fails is lost.
@@ -212,7 +215,7 @@ class Conversation:
         answers: list[list[Reply]] = []
         for job in batch:
             user = users[(job.channel, job.user_id)]
-            if user.blocked:
+            if user.blocked and not self._is_admin(job, user):
                 # Blocked by an admin: no answer at all, and nothing they send is stored.
                 answers.append([])
                 continue
@@ -233,6 +236,14 @@ class Conversation:
         await queries.save_users(session, users=users.values())
         return answers
 
+    def _is_admin(self, job: _Job, user: queries.UserState) -> bool:
+        # ADMIN_IDS and admins added from the chat are Telegram user ids (the console acts as
+        # that id); a number that happens to match on another platform is nobody's admin
+        # there. An admin is never silenced by a block (one set before they became admin).
+        return job.channel in queries.ADMIN_CHANNELS and (
+            job.user_id in self.admin_ids or user.admin_row
+        )
+
     def _context(self, session: AsyncSession, user: queries.UserState, job: _Job) -> Context:
         return Context(
             user=user,
@@ -243,13 +254,10 @@ class Conversation:
             share_link=job.share_link,
             channel=job.channel,
             translator_for=lambda language: self.translations.get(language).gettext,
-            # ADMIN_IDS and admins added from the chat are Telegram user ids (the console
-            # acts as that id); a number that happens to match on another platform is
-            # nobody's admin there.
-            is_admin=job.channel in queries.ADMIN_CHANNELS
-            and (job.user_id in self.admin_ids or user.admin_row),
+            is_admin=self._is_admin(job, user),
             admin_ids=self.admin_ids,
             cipher=self.cipher,
+            question_days=self.question_days,
         )
 
     async def _sorry(self, channel: str, user_id: str) -> list[Reply]:

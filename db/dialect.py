@@ -1,4 +1,5 @@
-"""The one module that knows SQL dialects differ: inserts that ignore conflicts."""
+"""The one module that knows SQL dialects differ: inserts that ignore conflicts, and how
+deleted data really leaves the file."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from functools import cache
 
 from sqlalchemy import Column, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+# Set on a session whose transaction deleted personal data (an erasure, anonymising): once it
+# commits, `forget_deleted` runs.
+FORGET = "forget_deleted"
 
 
 def insert_ignoring_conflicts(
@@ -31,3 +36,21 @@ def _statement(dialect: str, table: Table, returning: tuple[Column[object], ...]
     else:
         raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")
     return statement.returning(*returning) if returning else statement
+
+
+def mark_deleted(session: AsyncSession) -> None:
+    """Note that this transaction deleted personal data, for `forget_deleted` after commit."""
+    session.info[FORGET] = True
+
+
+async def forget_deleted(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """After a commit that deleted personal data: on SQLite, copy the write-ahead log into the
+    file (whose deleted cells `secure_delete` has zeroed) and truncate the log, so that the
+    old rows are in neither file. PostgreSQL keeps dead rows until VACUUM reclaims them
+    (autovacuum does, or the operator after `anonymise`)."""
+    async with sessions() as session:
+        if session.bind is None or session.bind.dialect.name != "sqlite":
+            return
+        connection = await session.connection()
+        await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        await session.commit()

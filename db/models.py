@@ -104,11 +104,16 @@ class Signature(Base):
 
 
 class UnansweredQuestion(Base):
-    """A question the bot could not answer, kept for organisers (not who asked it)."""
+    """A question the bot could not answer, kept for organisers: its words with phone numbers
+    and e-mails masked, and a link to who asked, so that their /mydata shows it and /delete
+    erases it (organisers never see who)."""
 
     __tablename__ = "unanswered_questions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     text: Mapped[str] = mapped_column(String(500))
     language: Mapped[str] = mapped_column(String(8))
     asked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
@@ -139,6 +144,23 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(80))  # "telegram:123", "console:1", "shell"
     action: Mapped[str] = mapped_column(String(32))  # "stats", "export", "admin_add", ...
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Approval(Base):
+    """An action that needs a second owner (four-eyes): asked by one owner, approved or
+    refused by another, once."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(32))  # "export_contacts"
+    asked_by: Mapped[str] = mapped_column(String(80))  # "telegram:123"
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What exactly is asked (an export's format, filter and language), never a name.
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # approved, refused
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[datetime | None] = mapped_column()
 
 
 class VolunteerCode(Base):

@@ -5,15 +5,24 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.dialect import insert_ignoring_conflicts
-from db.models import Admin, AuditEntry, Signature, UnansweredQuestion, User, utcnow
+from db.dialect import insert_ignoring_conflicts, mark_deleted
+from db.models import (
+    Admin,
+    Approval,
+    AuditEntry,
+    OutboxMessage,
+    Signature,
+    UnansweredQuestion,
+    User,
+    utcnow,
+)
 from db.protect import ContactCipher
 
 # Share codes avoid letters that read alike on a poster (0/O, 1/l/I).
@@ -211,10 +220,25 @@ def ensure_share_code(user: UserState) -> str:
     return user.share_code
 
 
-async def record_unanswered(session: AsyncSession, *, text: str, language: str) -> None:
-    """Keep a question nobody answered yet (its words and language, not who asked)."""
-    session.add(UnansweredQuestion(text=text[:500], language=language, asked_at=utcnow()))
+async def record_unanswered(
+    session: AsyncSession, *, user_id: int, text: str, language: str
+) -> None:
+    """Keep a question nobody answered yet, linked to who asked (for their /mydata and
+    /delete; organisers never see who). `text` must come with its contacts masked."""
+    session.add(
+        UnansweredQuestion(user_id=user_id, text=text[:500], language=language, asked_at=utcnow())
+    )
     await session.flush()
+
+
+async def questions_of(session: AsyncSession, *, user_id: int) -> list[UnansweredQuestion]:
+    """A person's own unanswered questions, oldest first (for /mydata)."""
+    query = (
+        select(UnansweredQuestion)
+        .where(UnansweredQuestion.user_id == user_id)
+        .order_by(UnansweredQuestion.id)
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def latest_unanswered(session: AsyncSession, *, limit: int) -> list[UnansweredQuestion]:
@@ -236,9 +260,13 @@ async def set_signature_news(session: AsyncSession, *, user_id: int, on: bool) -
 
 
 async def erase_person(session: AsyncSession, *, user_id: int) -> None:
-    """Delete everything kept about a person: their signature, answers and state."""
+    """Delete everything kept about a person: their signature, answers, questions, the news
+    sent to them, and their state (the file forgets them too: db/dialect.forget_deleted)."""
+    await session.execute(delete(UnansweredQuestion).where(UnansweredQuestion.user_id == user_id))
+    await session.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user_id))
     await session.execute(delete(_SIGNATURES).where(_SIGNATURES.c.user_id == user_id))
     await session.execute(delete(_USERS).where(_USERS.c.id == user_id))
+    mark_deleted(session)
 
 
 async def set_blocked(
@@ -347,20 +375,98 @@ async def rotate_contacts(session: AsyncSession, *, cipher: ContactCipher) -> in
 
 
 ANONYMOUS = "(anonymised)"
+AUDITED = "audited"  # session.info: audit rows written in this session
+# Steps at which nothing is pending: a draft kept at any other step is an unfinished answer.
+_RESTING = ("idle", "new")
 
 
 async def anonymise(session: AsyncSession, *, before: datetime, apply: bool) -> int:
-    """Names and contacts of signatures made before a day, replaced by a placeholder (country,
-    region, province and date stay, so the counts do); with apply=False, only counted."""
-    which = (_SIGNATURES.c.created_at < before) & (_SIGNATURES.c.full_name != ANONYMOUS)
+    """Signatures made before a day, cut loose from whoever made them; with apply=False,
+    only counted.
+
+    What stays is what the counts need: country, region, province, language, channel and the
+    day. Names and contacts go, and so does every way back to the person: the link to their
+    row (which goes too, with their platform id, share code, draft, questions and the news
+    sent to them), the share code they came through, and the time of day. Drafts and
+    questions of anyone last seen before the day go as well. A person anonymised who writes
+    again is someone new.
+    """
+    which = (_SIGNATURES.c.created_at < before) & (
+        (_SIGNATURES.c.full_name != ANONYMOUS) | _SIGNATURES.c.user_id.is_not(None)
+    )
     count = (await session.execute(select(func.count()).where(which))).scalar_one()
-    if apply and count:
+    if not apply:
+        return int(count)
+    rows = (
+        await session.execute(
+            select(_SIGNATURES.c.id, _SIGNATURES.c.user_id, _SIGNATURES.c.created_at).where(which)
+        )
+    ).all()
+    people = [user_id for _id, user_id, _at in rows if user_id is not None]
+    for start in range(0, len(people), 500):
+        chunk = people[start : start + 500]
+        # Their share codes go too, wherever someone else's row still names them.
+        codes = select(_USERS.c.share_code).where(
+            _USERS.c.id.in_(chunk), _USERS.c.share_code.is_not(None)
+        )
+        await session.execute(
+            update(_USERS).where(_USERS.c.referred_by.in_(codes)).values(referred_by=None)
+        )
         await session.execute(
             update(_SIGNATURES)
-            .where(which)
-            .values(full_name=ANONYMOUS, phone=None, email=None, contact_hash=None)
+            .where(_SIGNATURES.c.referrer_code.in_(codes))
+            .values(referrer_code=None)
         )
+        await session.execute(
+            update(_SIGNATURES).where(_SIGNATURES.c.user_id.in_(chunk)).values(user_id=None)
+        )
+        await session.execute(
+            delete(UnansweredQuestion).where(UnansweredQuestion.user_id.in_(chunk))
+        )
+        await session.execute(delete(OutboxMessage).where(OutboxMessage.user_id.in_(chunk)))
+        await session.execute(delete(_USERS).where(_USERS.c.id.in_(chunk)))
+    # The day, not the moment: a time to the second could be matched with a platform's log.
+    by_day: dict[datetime, list[int]] = {}
+    for signature_id, _user, at in rows:
+        day = datetime(at.year, at.month, at.day, 12, tzinfo=UTC)
+        by_day.setdefault(day, []).append(signature_id)
+    for day, ids in by_day.items():
+        for start in range(0, len(ids), 500):
+            await session.execute(
+                update(_SIGNATURES)
+                .where(_SIGNATURES.c.id.in_(ids[start : start + 500]))
+                .values(
+                    full_name=ANONYMOUS, phone=None, email=None, contact_hash=None,
+                    referrer_code=None, created_at=day, updated_at=day,
+                )
+            )  # fmt: skip
+    await expire(session, questions_before=before, drafts_before=before)
+    mark_deleted(session)
     return int(count)
+
+
+async def expire(
+    session: AsyncSession, *, questions_before: datetime, drafts_before: datetime
+) -> tuple[int, int]:
+    """Retention of what people typed: unanswered questions asked before one moment, and
+    unfinished drafts (a name, a sealed contact) of people last seen before another.
+    Returns (questions deleted, drafts cleared)."""
+    asked = await session.execute(
+        delete(UnansweredQuestion).where(UnansweredQuestion.asked_at < questions_before)
+    )
+    stale = _USERS.c.last_seen_at < drafts_before
+    pending = _USERS.c.step.not_in(_RESTING)
+    ids = list((await session.execute(select(_USERS.c.id).where(stale, pending))).scalars())
+    for start in range(0, len(ids), 500):
+        await session.execute(
+            update(_USERS)
+            .where(_USERS.c.id.in_(ids[start : start + 500]))
+            .values(step="idle", draft={})
+        )
+    questions = int(asked.rowcount or 0)  # type: ignore[attr-defined]
+    if questions or ids:
+        mark_deleted(session)
+    return questions, len(ids)
 
 
 async def signing_spikes(
@@ -442,6 +548,14 @@ async def add_admin(session: AsyncSession, *, external_id: str, added_by: str) -
     return result.first() is not None
 
 
+async def is_added_admin(session: AsyncSession, *, external_id: str) -> bool:
+    """Whether a Telegram id is an admin added from the chat."""
+    query = select(_ADMINS.c.id).where(
+        _ADMINS.c.channel == ADMIN_CHANNEL, _ADMINS.c.external_id == external_id
+    )
+    return (await session.execute(query)).first() is not None
+
+
 async def remove_admin(session: AsyncSession, *, external_id: str) -> bool:
     """Take someone's admin rights away; False when they had none from the chat."""
     result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
@@ -453,7 +567,13 @@ async def remove_admin(session: AsyncSession, *, external_id: str) -> bool:
 async def audit(session: AsyncSession, *, actor: str, action: str, **detail: Any) -> None:
     """Record an admin action. `detail` holds options (a filter, a count), never a name."""
     session.add(AuditEntry(actor=actor, action=action, detail=detail, at=utcnow()))
+    session.info[AUDITED] = session.info.get(AUDITED, 0) + 1
     await session.flush()
+
+
+def audits_so_far(session: AsyncSession) -> int:
+    """How many audit rows this session has written (to see whether an action wrote one)."""
+    return int(session.info.get(AUDITED, 0))
 
 
 async def latest_audit(session: AsyncSession, *, limit: int) -> list[AuditEntry]:
@@ -462,3 +582,36 @@ async def latest_audit(session: AsyncSession, *, limit: int) -> list[AuditEntry]
         select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     )
     return list(rows.scalars())
+
+
+async def ask_approval(
+    session: AsyncSession, *, action: str, asked_by: str, detail: dict[str, Any]
+) -> int:
+    """Record an action waiting for a second owner; its id (for the buttons)."""
+    approval = Approval(action=action, asked_by=asked_by, detail=detail, asked_at=utcnow())
+    session.add(approval)
+    await session.flush()
+    return approval.id
+
+
+async def decide_approval(
+    session: AsyncSession, *, approval_id: int, decided_by: str, approve: bool, since: datetime
+) -> Approval | None:
+    """Approve or refuse a pending action, once, by someone other than who asked it, while
+    it is fresh (asked after `since`); the approval as decided, or None when it cannot be
+    (already decided, too old, their own, unknown)."""
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        update(Approval)
+        .where(
+            Approval.id == approval_id,
+            Approval.status == "pending",
+            Approval.asked_by != decided_by,
+            Approval.asked_at >= since,
+        )
+        .values(
+            status="approved" if approve else "refused", decided_by=decided_by, decided_at=utcnow()
+        )
+    )
+    if not result.rowcount:
+        return None
+    return await session.get(Approval, approval_id, populate_existing=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,42 @@ logger = logging.getLogger(__name__)
 # aiosqlite logs every statement with its parameters (names, phone numbers) at DEBUG:
 # never let them into the logs, whatever level the rest of the program runs at.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
+# The project's own folder for data (the default of DATABASE_URL and FILES_DIR in
+# bot/config.py): made private even when an earlier version left it open to every user.
+DATA_FOLDER = Path(__file__).resolve().parent.parent / "data"
+
+
+def _owner_only(database: Path) -> None:
+    """Make the SQLite file, and the folder when it is ours, readable by their owner only.
+
+    The file is created before SQLite opens it: SQLite gives its -wal, -shm and -journal
+    files the database file's permission bits, so they are private too. Existing files are
+    tightened; a folder the organiser chose keeps its own mode.
+    """
+    folder = database.parent
+    try:
+        folder.mkdir(parents=True, mode=0o700)
+        folder.chmod(0o700)  # mkdir's mode passes through the umask
+    except FileExistsError:
+        if folder.resolve() == DATA_FOLDER.resolve():
+            _tighten(folder, 0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path = database.with_name(database.name + suffix)
+        if path.exists():
+            _tighten(path, 0o600)
+
+
+def _tighten(path: Path, private: int) -> None:
+    """Take away the bits outside `private`, never add any (a read-only file stays so)."""
+    current = path.stat().st_mode & 0o777
+    if current & 0o077:
+        try:
+            path.chmod(current & private)
+        except OSError as error:
+            # Someone else's file: SQLite still opens it, but the organiser should know.
+            logger.warning("%s stays readable by others: %s", path, error.strerror)
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -29,8 +67,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+        _owner_only(Path(parsed.database))
     # SQLite has one writer at a time: a single connection queues transactions in-process
     # instead of making them spin on the file lock. Every use of it ends in a commit or a
     # rollback, so the pool's extra rollback on return (a thread hand-off) is skipped.
@@ -51,6 +89,9 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # What is deleted (an erased person, anonymised names) is overwritten with zeros,
+        # not left in free pages for whoever copies the file (see db/dialect.forget_deleted).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     return engine

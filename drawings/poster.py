@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import importlib.util
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,26 +118,26 @@ def _load_font(path: Path, size: int, bold: bool) -> ImageFont.FreeTypeFont:
 
 @cache
 def _characters(path: Path) -> frozenset[int]:
-    from fontTools.ttLib import TTFont  # with matplotlib
+    from fontTools.ttLib import TTFont
 
     with TTFont(str(path), lazy=True) as font:
         return frozenset(font["cmap"].getBestCmap())
 
 
+DEJAVU = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf")  # Latin text (assets/fonts/README.md)
+
+
 def _dejavu(*, bold: bool) -> _Font:
-    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    spec = importlib.util.find_spec("matplotlib")
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    places = [Path(folder) / "mpl-data" / "fonts" / "ttf" for folder in folders]
-    places.append(Path("/usr/share/fonts/truetype/dejavu"))
-    for folder in places:
-        if (folder / name).exists():
-            return _Font(folder / name)
-    raise FileNotFoundError(f"{name} (it comes with matplotlib)")
+    return _Font(FONT_DIR / DEJAVU[1 if bold else 0])
 
 
 def _title_fonts() -> list[_Font]:
-    extra = sorted(p for p in FONT_DIR.glob("*") if p.suffix.lower() in {".ttf", ".otf"})
+    # DejaVu first (it has every Latin letter); then the others in assets/fonts (Khmer).
+    extra = sorted(
+        path
+        for path in FONT_DIR.glob("*")
+        if path.suffix.lower() in {".ttf", ".otf"} and path.name not in DEJAVU
+    )
     return [_dejavu(bold=True), *(_Font(path, bold=True) for path in extra)]
 
 

@@ -99,6 +99,9 @@ class Reply:
     # committed, outside the conversation's transaction, with sessions of its own; the
     # replies it returns follow when it is done.
     later: Later | None = None
+    # Another person on the same channel (an owner told of an admin's action, asked to
+    # approve one), by platform id, instead of whoever wrote.
+    to: str | None = None
 
     def options(self) -> list[Button]:
         """The buttons in reading order."""
@@ -120,6 +123,13 @@ class Context:
     is_admin: bool = False
     admin_ids: frozenset[str] = frozenset()  # the admins set in ADMIN_IDS
     cipher: ContactCipher | None = None  # None: no keys set, so contacts are not asked for
+    question_days: int = 90  # how long unanswered questions are kept (QUESTION_RETENTION_DAYS)
+
+    @property
+    def is_owner(self) -> bool:
+        """An owner: an admin set in ADMIN_IDS by whoever runs the server. Only owners add or
+        remove admins and take contacts out; organisers (added in the chat) do the rest."""
+        return self.is_admin and self.user.external_id in self.admin_ids
 
     @property
     def actor(self) -> str:
@@ -135,6 +145,24 @@ class Context:
         """Store the new language; the very next text uses it."""
         self.user.language = language
         self.gettext = self.translator_for(language)
+
+
+MESSAGE_LIMIT = 4096  # Telegram's limit for one message
+
+
+def split_message(lines: list[str]) -> list[str]:
+    """The lines as one message, or several when too long for one (cut between lines)."""
+    messages: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        if current and size + len(line) + 1 > MESSAGE_LIMIT:
+            messages.append("\n".join(current).strip())
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    messages.append("\n".join(current).strip())
+    return [message for message in messages if message]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import html
 from db import queries
 from handlers import signing
 from handlers.base import Button, Context, Incoming, Kind, Reply
+from handlers.reading import validation
 from handlers.reading.faq_content import Topic
 from words.text import fold
 
@@ -70,7 +71,12 @@ async def _typed_question(ctx: Context, text: str) -> list[Reply]:
         buttons.append([Button(_("← All questions"), "go:faq")])
         return [Reply(_("Is your question one of these?"), buttons)]
     if len(fold(text)) >= WORTH_RECORDING:
-        await queries.record_unanswered(ctx.session, text=text.strip(), language=ctx.language)
+        await queries.record_unanswered(
+            ctx.session,
+            user_id=ctx.user.id,
+            text=validation.mask_contacts(text),
+            language=ctx.language,
+        )
         intro = _("I don't have an answer to that yet; I have passed your question on to the "
                   "organisers. Here are the questions I can answer:")  # fmt: skip
         return [menu(ctx, intro)]

@@ -8,7 +8,7 @@ from db import broadcasts as broadcast_store
 from db import queries
 from handlers import news, signing
 from handlers.base import Button, Context, Incoming, Kind, Reply, Step
-from words.text import format_day
+from words.text import format_day, format_number
 
 COMMANDS = frozenset({"mydata", "delete", "stop", "privacy"})
 
@@ -22,7 +22,9 @@ def notice(ctx: Context) -> Reply:
         "(CEROC), a volunteer group.\n\n"
         "<b>What we keep:</b> your answers when you sign (name, country and place where you "
         "live, province of birth, and a phone number or e-mail only if you gave one), whether "
-        "you want news, your language, and your personal share code.\n"
+        "you want news, your language, and your personal share code. A question the bot "
+        "cannot answer is kept for the organisers for {days} days, with any phone number or "
+        "e-mail in it removed.\n"
         "<b>Why:</b> to show officials how many Cambodians ask for the right to vote, and, if "
         "you agreed, to send you campaign news.\n"
         "<b>Who sees it:</b> only the campaign's organisers. We never sell it, and we never "
@@ -30,7 +32,7 @@ def notice(ctx: Context) -> Reply:
         "<b>How long:</b> for as long as the campaign lasts, or until you erase it.\n\n"
         "/mydata shows everything we keep about you. /delete erases all of it. "
         "/stop ends the news."
-    )
+    ).format(days=format_number(ctx.question_days, ctx.language))
     return Reply(text)
 
 
@@ -92,6 +94,13 @@ async def my_data(ctx: Context) -> Reply:
     if user.step in signing.FLOW_STEPS and user.draft:
         lines += ["", _("Answers you have given so far, not yet signed:")]
         lines.append(signing.summary(ctx, user.draft))
+    asked = await queries.questions_of(ctx.session, user_id=user.id)
+    if asked:
+        lines += ["", _("Questions you asked that we kept for the organisers:")]
+        lines += [
+            f"• {format_day(question.asked_at.date(), language)}: {html.escape(question.text)}"
+            for question in asked
+        ]
     lines += ["", _("/delete erases all of it.")]
     return Reply("\n".join(lines))
 

@@ -68,7 +68,7 @@ async def test_a_typed_question_is_answered_in_either_language(app: App, person:
     assert faq.by_id["withdraw"].text("km").answer in someone.text()
 
 
-async def test_an_unanswerable_question_is_kept_for_organisers_without_who_asked(
+async def test_an_unanswerable_question_is_kept_for_organisers_and_for_its_asker(
     app: App, person: Person
 ) -> None:
     _ = app.translations.get("en").gettext
@@ -87,7 +87,12 @@ async def test_an_unanswerable_question_is_kept_for_organisers_without_who_asked
     )
     [kept] = await unanswered(app)
     assert (kept.text, kept.language) == ("What time does the football match start tonight?", "en")
-    assert not hasattr(kept, "user_id")
+    # Linked to who asked, for their /mydata and /delete (organisers never see who).
+    await someone.send("/mydata")
+    assert "What time does the football match start tonight?" in someone.text()
+    await someone.send("/delete")
+    await someone.press("d:y")
+    assert await unanswered(app) == []
 
 
 async def test_questions_is_for_admins_only(

@@ -42,6 +42,7 @@ from bot.channels.messenger import (
 )
 from bot.channels.telegram import build_bot, build_dispatcher, build_webhook_app
 from bot.config import Settings
+from bot.flood import FloodGuard
 from db.models import Signature, User
 from handlers.base import Button, Reply
 from handlers.reading import places
@@ -263,6 +264,123 @@ async def test_an_oversized_body_is_refused(client: Client, graph: FakeGraphAPI)
     answer = await client.post(WEBHOOK_PATH, data=chunks(), headers=headers)
     assert answer.status == 413
     assert graph.calls == []
+
+
+async def test_a_call_that_is_not_shaped_like_messengers_gets_400(
+    app: App,
+    client: Client,
+    graph: FakeGraphAPI,
+    channel: MessengerChannel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    someone = Person(client, graph, channel)
+    unsent = someone.text("/start")
+    unsent["sender"] = someone.psid  # an id where Messenger puts {"id": ...}
+    bodies = [
+        b"not json",
+        b"[1, 2]",
+        b'{"entry": 5}',
+        b'{"object": "page", "entry": 5}',
+        b'{"object": "page", "entry": [5]}',
+        b'{"object": "page", "entry": [{"id": "1", "time": 1, "messaging": 5}]}',
+        b'{"object": "page", "entry": [{"id": "1", "time": 1, "messaging": [5]}]}',
+        json.dumps({"object": "page", "entry": [{"id": "1", "messaging": [unsent]}]}).encode(),
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the JSON parser goes
+    ]
+    caplog.set_level(logging.WARNING)
+    for body in bodies:
+        caplog.clear()
+        answer = await client.post(
+            WEBHOOK_PATH, data=body, headers={"X-Hub-Signature-256": sign(body)}
+        )
+        assert answer.status == 400, body[:60]
+        [line] = caplog.records  # one line, no traceback, nobody named
+        assert (line.levelno, line.exc_info) == (logging.WARNING, None)
+        assert someone.psid not in line.getMessage()
+    await channel.drain()
+    assert graph.calls == []
+    assert await count(app, User) == 0
+
+
+async def test_events_dated_outside_the_window_are_refused(
+    app: App,
+    client: Client,
+    graph: FakeGraphAPI,
+    channel: MessengerChannel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A call Facebook signed ten minutes ago, captured and sent again now, is still rightly
+    # signed: only its date tells it apart.
+    caplog.set_level(logging.WARNING, logger="bot.channels.messenger")
+    now = int(time.time() * 1000)
+    stale, ahead, late, early = (Person(client, graph, channel) for _ in range(4))
+    items = [
+        {**stale.text("/start"), "timestamp": now - 301_000},
+        {**ahead.text("/start"), "timestamp": now + 120_000},
+        {**late.text("/start"), "timestamp": now - 240_000},  # a slow delivery, still in time
+        {**early.text("/start"), "timestamp": now + 30_000},  # the other clock is a bit ahead
+    ]
+    assert await stale.post(*items) == 200  # Facebook would otherwise send it again and again
+
+    assert graph.messages(stale.psid) == graph.messages(ahead.psid) == []
+    assert len(graph.messages(late.psid)) == len(graph.messages(early.psid)) == 1
+    assert await count(app, User) == 2
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "2 of 4" in line
+    assert all(person.psid not in line for person in (stale, ahead, late, early))
+    assert "/start" not in line
+
+    # Without its own date, an event takes its entry's; with neither, it is refused.
+    for entry_time, answers in ((now, 1), (now - 600_000, 0), (None, 0)):
+        person = Person(client, graph, channel)
+        undated = {key: value for key, value in person.text("/start").items() if key != "timestamp"}
+        entry: dict[str, Any] = {"id": "1234567890", "messaging": [undated]}
+        if entry_time is not None:
+            entry["time"] = entry_time
+        body = json.dumps({"object": "page", "entry": [entry]}).encode()
+        headers = {"X-Hub-Signature-256": sign(body)}
+        assert (await client.post(WEBHOOK_PATH, data=body, headers=headers)).status == 200
+        await channel.drain()
+        assert len(graph.messages(person.psid)) == answers, entry_time
+
+
+async def test_a_call_replayed_after_32_newer_events_is_refused(
+    make_settings: Callable[..., Settings], graph: FakeGraphAPI
+) -> None:
+    # The dedupe remembers a person's last 32 events; past those, only the date stops a copy.
+    settings = make_settings(
+        messenger_page_token=PAGE_TOKEN,
+        messenger_app_secret=APP_SECRET,
+        messenger_verify_token=VERIFY_TOKEN,
+        messenger_api_url=graph.url,
+        messenger_api_version=VERSION,
+        messenger_max_age=2,
+    )
+    application = await build_app(settings)
+    application.conversation.flood = FloodGuard(limit=1_000_000)  # faster than any person
+    channel = MessengerChannel(application, backoff=0.005)
+    try:
+        async with TestClient(TestServer(build_web_app(channel), host="127.0.0.1")) as client:
+            someone = Person(client, graph, channel)
+            captured = webhook_body(someone.text("/help"))
+            signed_at = time.time()
+            headers = {"X-Hub-Signature-256": sign(captured)}
+            assert (await client.post(WEBHOOK_PATH, data=captured, headers=headers)).status == 200
+            await channel.drain()
+            answered = len(graph.messages(someone.psid))
+            assert answered >= 1
+
+            await someone.exchange(
+                *(someone.text("/help") for _ in range(32)), expect=32 * answered
+            )
+            await asyncio.sleep(max(0.0, signed_at + 2.5 - time.time()))
+            replayed = await client.post(WEBHOOK_PATH, data=captured, headers=headers)
+            assert replayed.status == 200
+            await channel.drain()
+            assert len(graph.messages(someone.psid)) == 33 * answered
+    finally:
+        await channel.close()
+        await application.close()
 
 
 # ---------------------------------------------------------------- the signing flow
@@ -608,6 +726,40 @@ async def test_serves_on_its_own_when_telegram_polls(
                 assert await answer.text() == "9"
     finally:
         await application.close()
+
+
+async def test_its_own_server_logs_paths_without_query_strings(
+    make_settings: Callable[..., Settings], graph: FakeGraphAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a free port for WEBHOOK_PORT
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = make_settings(
+        messenger_page_token=PAGE_TOKEN,
+        messenger_app_secret=APP_SECRET,
+        messenger_verify_token=VERIFY_TOKEN,
+        messenger_api_url=graph.url,
+        messenger_api_version=VERSION,
+        webhook_port=port,
+    )
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    application = await build_app(settings)
+    try:
+        async with messenger.serving(application), aiohttp.ClientSession() as http:
+            params = {
+                "hub.mode": "subscribe",
+                "hub.verify_token": VERIFY_TOKEN,
+                "hub.challenge": "5",
+            }
+            url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+            async with http.get(url, params=params) as answer:
+                assert await answer.text() == "5"
+    finally:
+        await application.close()
+
+    lines = [record.getMessage() for record in caplog.records if record.name == "aiohttp.access"]
+    assert [line.rsplit(" ", 1)[0] for line in lines] == [f"GET {WEBHOOK_PATH} 200"]
+    assert VERIFY_TOKEN not in caplog.text
 
 
 def test_the_three_secrets_come_together(make_settings: Callable[..., Settings]) -> None:

@@ -20,7 +20,7 @@ from db import stats as db_stats
 from db.models import Signature, User, VolunteerCode
 from drawings import chart
 from handlers.admin import stats
-from handlers.base import Incoming, Reply
+from handlers.base import MESSAGE_LIMIT, Incoming, Reply, split_message
 from tests.conftest import ADMIN
 from tests.telegram_fakes import FakeUser, RecordingSession
 
@@ -184,7 +184,7 @@ async def test_an_admin_sees_the_exact_figures_and_the_action_is_audited(
     replies = await console_stats(admin_app)
 
     assert [reply.text for reply in replies] == ENGLISH
-    assert all(len(reply.text) <= stats.MESSAGE_LIMIT for reply in replies)
+    assert all(len(reply.text) <= MESSAGE_LIMIT for reply in replies)
     photo = replies[0].attachment
     assert photo is not None
     assert photo.kind == "photo"
@@ -253,9 +253,9 @@ async def test_an_empty_campaign_gets_zeros_and_a_chart(admin_app: App) -> None:
 
 async def test_long_sections_are_split_between_lines_under_telegrams_limit() -> None:
     lines = [f"• line {number} " + "x" * 90 for number in range(100)]
-    messages = stats.split_message(lines)
+    messages = split_message(lines)
     assert len(messages) == 3
-    assert all(len(message) <= stats.MESSAGE_LIMIT for message in messages)
+    assert all(len(message) <= MESSAGE_LIMIT for message in messages)
     assert "\n".join(messages).split("\n") == lines
 
 

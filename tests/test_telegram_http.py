@@ -10,20 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiogram import Dispatcher
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
+from yarl import URL
 
 from bot.app import App, build_app
-from bot.channels import telegram
+from bot.channels import messenger, telegram
 from bot.channels.telegram import COMMANDS, build_bot, build_dispatcher, build_webhook_app
 from bot.config import Settings
 from db.models import Signature, User
@@ -33,6 +37,7 @@ from tests.conftest import DATA_KEY, HASH_KEY
 
 TOKEN = "123456:" + "A" * 35
 SECRET = "s3cret-token-1234567890"
+VERIFY_TOKEN = "verify-me-4815162342"
 SHARE_LINK = f"https://t.me/{BOT_USER['username']}?start="
 _ids = itertools.count(700_000)
 
@@ -458,3 +463,90 @@ async def test_nothing_is_confirmed_to_telegram_before_it_is_committed(
             ids = (await session.execute(select(User.external_id))).scalars().all()
         assert "5006" in ids  # already in the database
         assert any(int(p["chat_id"]) == 5006 for p in server.sent())  # already answered
+
+
+async def test_webhook_answers_400_to_a_body_that_is_no_update(
+    server: FakeBotAPI, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await webhook_app(make_app)
+    path = app.settings.webhook_path
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    someone = Person(server, 6006)
+    no_chat = someone.message_update("/start")
+    del no_chat["message"]["chat"]
+    bodies = [
+        b"not json",
+        b"\xff\xfe{}",
+        b"[]",
+        b'{"update_id": "first"}',
+        b'{"update_id": 1}',  # no event in it
+        json.dumps(no_chat).encode(),
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the JSON parser goes
+    ]
+    caplog.set_level(logging.WARNING)
+
+    async with webhook(app) as client:
+        for body in bodies:
+            caplog.clear()
+            answer = await client.post(path, data=body, headers=headers)
+            assert answer.status == 400, body[:40]
+            # One line, no traceback, nothing of the body.
+            [line] = caplog.records
+            assert (line.levelno, line.exc_info) == (logging.WARNING, None)
+            assert "/start" not in line.getMessage()
+        caplog.clear()
+        unknown = {**headers, "Content-Type": "application/json; charset=x-no-such-charset"}
+        assert (await client.post(path, data=b"{}", headers=unknown)).status == 400
+        assert [line.levelno for line in caplog.records] == [logging.WARNING]
+        # The secret comes first: without it, the body is not even read.
+        caplog.clear()
+        wrong = {**headers, "X-Telegram-Bot-Api-Secret-Token": SECRET[:-1] + "X"}
+        assert (await client.post(path, data=b"not json", headers=wrong)).status == 401
+        assert caplog.records == []
+
+        good = await client.post(path, json=someone.message_update("/start"), headers=headers)
+        assert good.status == 200
+        await server.wait_for("sendMessage", 1)
+
+    assert await count(app, User) == 1
+
+
+async def test_the_access_log_leaves_out_query_strings(
+    server: FakeBotAPI, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a free port for WEBHOOK_PORT
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = await make_app(
+        webhook_url="https://example.org",
+        webhook_secret=SECRET,
+        webhook_port=port,
+        messenger_page_token="EAAGtestpagetoken0123456789",
+        messenger_app_secret="0123456789abcdef0123456789abcdef",
+        messenger_verify_token=VERIFY_TOKEN,
+    )
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    channel = messenger.MessengerChannel(app)
+    # Telegram's webhook and Messenger's on one server, as `petitionbot run` starts them.
+    serving = asyncio.create_task(telegram.run_webhook(app, channel.register))
+    try:
+        await server.wait_for("setWebhook")
+        base = f"http://127.0.0.1:{port}"
+        params = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "42"}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}{messenger.WEBHOOK_PATH}", params=params) as answer:
+                assert (answer.status, await answer.text()) == (200, "42")
+            forged = URL(f"{base}/nowhere%0Aforged?hub.verify_token={VERIFY_TOKEN}", encoded=True)
+            async with http.get(forged) as answer:
+                assert answer.status == 404
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+    lines = [record.getMessage() for record in caplog.records if record.name == "aiohttp.access"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"GET {messenger.WEBHOOK_PATH} 200 ")
+    assert lines[1].startswith("GET /nowhere%0Aforged 404 ")
+    assert VERIFY_TOKEN not in caplog.text
+    assert "127.0.0.1" not in caplog.text  # nor who asked

@@ -26,6 +26,10 @@ def render(replies: list[Reply], files_dir: Path | None = None) -> tuple[str, li
     lines: list[str] = []
     options: list[Button] = []
     for reply in replies:
+        if reply.to is not None:
+            # Meant for another person (an owner): the terminal can only say it went.
+            lines += [f"(→ {reply.to}) " + html.unescape(_TAG.sub("", reply.text)), ""]
+            continue
         if reply.attachment is not None:
             lines.append(f"[{_save(reply.attachment, files_dir)}]")
         lines.append(html.unescape(_TAG.sub("", reply.text)))

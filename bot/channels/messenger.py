@@ -16,16 +16,18 @@ import json
 import logging
 import re
 import signal
+import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 import aiohttp
 from aiohttp import web
 
 from bot.channels.outlet import Background, Outcome, beside_nothing
+from bot.channels.weblog import AccessLog
 from bot.config import Settings
 from db import queries
 from handlers.base import Button, Incoming, Kind, Reply
@@ -57,6 +59,7 @@ MENU = (
 )
 PROFILE_LOCALES = (("default", "en"), ("km_KH", "km"))
 MAX_PENDING_PAGES = 10_000  # people in the middle of a paged list; the oldest are forgotten
+MAX_SKEW = 60  # seconds an event may be dated ahead of this server's clock (clocks differ)
 # Graph API error codes that mean "try again later", whatever the HTTP status says.
 _TEMPORARY_CODES = {1, 2, 4, 17, 32, 613}
 # Our payloads are short ASCII codes ("b:17"); anything else in a quick reply is what the
@@ -161,11 +164,15 @@ def _contact_options(reply: Reply) -> list[dict[str, str]]:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One messaging event worth answering: who, its id for dedupe, and what it means."""
+    """One messaging event worth answering: who, its id for dedupe, and what it means.
+
+    `sent_at` is when Messenger dated it (seconds since the epoch), None when undated.
+    """
 
     psid: str
     key: str | None
     incoming: Incoming
+    sent_at: float | None = None
 
 
 def parse_event(messaging: dict[str, Any]) -> Event | None:
@@ -215,17 +222,43 @@ def _start(referral: object) -> str:
     return f"/start {ref}" if isinstance(ref, str) and ref.strip() else "/start"
 
 
-def parse_body(body: dict[str, Any]) -> list[Event]:
-    """The events of one webhook call, in the order Messenger listed them."""
-    if body.get("object") != "page":
+def _seconds(millis: object) -> float | None:
+    """A Messenger time (milliseconds since the epoch) in seconds; None if it is not one."""
+    if isinstance(millis, int | float) and not isinstance(millis, bool) and abs(millis) < 1e16:
+        return millis / 1000  # NaN fails the comparison; a huge integer never gets divided
+    return None
+
+
+class MalformedCall(ValueError):
+    """A webhook body Messenger never sends; the message names the part, never its content."""
+
+
+def parse_body(body: object) -> list[Event]:
+    """The events of one webhook call, in the order Messenger listed them, each dated.
+
+    MalformedCall for a body that is not an object, whose `entry` is not a list of objects,
+    or whose `messaging` is not a list of events with a sender.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("object"), str):
+        raise MalformedCall("not a webhook call")
+    entries = body.get("entry")
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise MalformedCall("entry is not a list of objects")
+    if body["object"] != "page":
         return []
     events = []
-    for entry in body.get("entry") or []:
-        if not isinstance(entry, dict):
-            continue
-        for messaging in entry.get("messaging") or []:
-            if isinstance(messaging, dict) and (event := parse_event(messaging)) is not None:
-                events.append(event)
+    for entry in entries:
+        items = entry.get("messaging", [])
+        if not isinstance(items, list):
+            raise MalformedCall("messaging is not a list")
+        for messaging in items:
+            if not isinstance(messaging, dict) or not isinstance(messaging.get("sender"), dict):
+                raise MalformedCall("a messaging event without a sender")
+            if (event := parse_event(messaging)) is not None:
+                sent_at = _seconds(messaging.get("timestamp"))
+                if sent_at is None:
+                    sent_at = _seconds(entry.get("time"))
+                events.append(replace(event, sent_at=sent_at))
     return events
 
 
@@ -353,6 +386,7 @@ class MessengerChannel:
         self._secret = secret.get_secret_value().encode()
         self._verify_token = verify_token.get_secret_value()
         self._share_link = share_link(settings)
+        self._max_age = settings.messenger_max_age
         self._tasks: set[asyncio.Task[None]] = set()
         self._paged: OrderedDict[str, _Paged] = OrderedDict()
 
@@ -391,16 +425,42 @@ class MessengerChannel:
             return web.Response(status=403)
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             logger.warning("Messenger webhook call with a body that is not JSON")
             return web.Response(status=400)
-        for event in parse_body(parsed if isinstance(parsed, dict) else {}):
+        try:
+            events = parse_body(parsed)
+        except MalformedCall as problem:
+            logger.warning("Messenger webhook call not shaped like Messenger's (%s)", problem)
+            return web.Response(status=400)
+        for event in self._fresh(events):
             # Tasks start in creation order and take the person's turn first thing, so one
             # person's events are handled in the order Messenger sent them.
             task = asyncio.create_task(self.handle(event), name="messenger-event")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return web.Response(text="EVENT_RECEIVED")
+
+    def _fresh(self, events: list[Event]) -> list[Event]:
+        """The events dated within the last MESSENGER_MAX_AGE seconds.
+
+        The dedupe remembers a person's last few events only: a rightly signed call
+        captured and sent again later is told apart by its date. Refused events are
+        counted in the log, never shown.
+        """
+        now = time.time()
+        fresh = [
+            event
+            for event in events
+            if event.sent_at is not None and now - self._max_age <= event.sent_at <= now + MAX_SKEW
+        ]
+        if len(fresh) < len(events):
+            logger.warning(
+                "Messenger webhook: %s of %s events refused, dated more than %s s ago, "
+                "ahead of this server's clock, or not at all",
+                len(events) - len(fresh), len(events), self._max_age,
+            )  # fmt: skip
+        return fresh
 
     async def drain(self) -> None:
         """Wait until every event received so far has been answered."""
@@ -456,6 +516,8 @@ class MessengerChannel:
         )
         self._paged.pop(psid, None)
         for reply in replies:
+            if reply.to is not None:
+                continue  # for someone else (an owner): admins are on Telegram, not here
             pieces = split_text(plain_text(reply.text)) or ["…"]
             for piece in pieces[:-1]:
                 if not await self._message(psid, piece, []):
@@ -584,7 +646,7 @@ async def serving(app: App) -> AsyncIterator[MessengerChannel]:
     """The webhook server on WEBHOOK_HOST:WEBHOOK_PORT while the block runs."""
     settings = app.settings
     channel = MessengerChannel(app)
-    runner = web.AppRunner(build_web_app(channel), access_log=None)
+    runner = web.AppRunner(build_web_app(channel), access_log_class=AccessLog)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()

@@ -49,6 +49,7 @@ from aiohttp import web
 
 from bot.app import App
 from bot.channels.outlet import Background, Notify, Outcome, beside_nothing
+from bot.channels.weblog import AccessLog
 from bot.config import Settings
 from db import broadcasts as broadcast_store
 from db.models import utcnow
@@ -237,16 +238,21 @@ class TelegramChannel:
             logger.info("a user blocked the bot; they get no more news")
 
     async def send(self, bot: Bot, chat_id: int, replies: list[Reply]) -> None:
-        """Send replies in order; a failure is logged, never raised into the dispatcher."""
+        """Send replies in order; a failure is logged, never raised into the dispatcher.
+
+        A reply addressed to someone else (`Reply.to`: an owner told of an admin's action)
+        goes to their chat; their failure (they never opened the bot) stops nothing else."""
         for reply in replies:
+            target = int(reply.to) if reply.to and reply.to.isdigit() else chat_id
             try:
                 if reply.attachment is not None:
-                    await send_attachment(bot, chat_id, reply, reply.attachment)
+                    await send_attachment(bot, target, reply, reply.attachment)
                 else:
-                    await bot.send_message(chat_id, reply.text, reply_markup=to_markup(reply))
+                    await bot.send_message(target, reply.text, reply_markup=to_markup(reply))
             except TelegramAPIError as error:
                 logger.warning("sending to a chat failed: %s", type(error).__name__)
-                return
+                if reply.to is None:
+                    return
 
 
 CAPTION_LIMIT = 1024
@@ -547,6 +553,26 @@ async def _plain_server_header(_request: web.Request, response: web.StreamRespon
     response.headers["Server"] = "petitionbot"
 
 
+class _WebhookHandler(SimpleRequestHandler):
+    """aiogram's webhook handler, answering 400 (not 500 and a traceback) to a body that is
+    not an update; the secret is checked first, so nobody without it gets anything parsed."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Check the secret, then the update's shape, then let aiogram feed it on."""
+        secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if self.verify_secret(secret, self.bot):
+            try:
+                # The body as aiogram will read it: text in the request's charset, then JSON.
+                body = await request.json(loads=self.bot.session.json_loads)
+                update = Update.model_validate(body, context={"bot": self.bot})
+                update.event_type  # noqa: B018 (raises when it holds no event aiogram knows)
+            except (ValueError, LookupError, RecursionError):
+                # Not JSON, an unknown charset, too deeply nested, no update, or no event in it.
+                logger.warning("Telegram webhook call with a body that is not an update refused")
+                return web.Response(status=400)
+        return await super().handle(request)
+
+
 def build_webhook_app(
     app: App,
     bot: Bot,
@@ -559,7 +585,7 @@ def build_webhook_app(
     web_app = web.Application(client_max_size=1024 * 1024)
     # Answer Telegram only once the update is handled and committed: a crash before that
     # leaves it unanswered, so Telegram delivers it again (and a repeat is recognised).
-    SimpleRequestHandler(
+    _WebhookHandler(
         dispatcher=dispatcher, bot=bot, secret_token=secret, handle_in_background=False
     ).register(web_app, path=settings.webhook_path)
 
@@ -587,7 +613,9 @@ async def run_webhook(
         raise ValueError("WEBHOOK_URL and WEBHOOK_SECRET are both needed for webhook mode")
     bot = build_bot(settings)
     dispatcher = build_dispatcher(app)
-    runner = web.AppRunner(build_webhook_app(app, bot, dispatcher, extra_routes))
+    runner = web.AppRunner(
+        build_webhook_app(app, bot, dispatcher, extra_routes), access_log_class=AccessLog
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()

@@ -10,13 +10,18 @@ from bot.config import Settings
 
 async def in_transaction(settings: Settings, task: Callable[[Any], Awaitable[int]]) -> int:
     """Run `task(session)` in one transaction on an up-to-date database."""
+    from db import dialect
     from db.migrate import upgrade
     from db.session import create_engine, create_sessionmaker
 
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
-        async with create_sessionmaker(engine)() as session, session.begin():
-            return await task(session)
+        sessions = create_sessionmaker(engine)
+        async with sessions() as session, session.begin():
+            result = await task(session)
+        if session.info.get(dialect.FORGET):
+            await dialect.forget_deleted(sessions)
+        return result
     finally:
         await engine.dispose()

@@ -618,7 +618,9 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
 
     path: Path = args.file
     try:
-        rows = spreadsheets.read_rows(path)
+        rows = spreadsheets.read_rows(
+            path, max_rows=settings.import_max_rows, max_columns=settings.import_max_columns
+        )
         header = next(rows, None)
         if header is None:
             _fail(f"{path.name}: the file is empty")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.app import App
 from bot.channels.outlet import Notify
-from db import milestones, queries
+from db import dialect, milestones, queries
 from db.models import utcnow
 from handlers.reading import places
 from words.text import format_number, format_percent_of
@@ -77,15 +77,26 @@ class Watch:
 
     async def _retention(self, now: datetime) -> None:
         settings = self.app.settings
+        sessions = self.app.conversation.sessions
+        async with sessions() as session, session.begin():
+            questions, drafts = await queries.expire(
+                session,
+                questions_before=now - timedelta(days=settings.question_retention_days),
+                drafts_before=now - timedelta(days=settings.draft_retention_days),
+            )
+        if questions or drafts:
+            await dialect.forget_deleted(sessions)
+            logger.info("retention: %d questions deleted, %d drafts cleared", questions, drafts)
         if settings.campaign_closed_on is None:
             return
         due = datetime.combine(settings.campaign_closed_on, datetime.min.time(), tzinfo=UTC)
         due += timedelta(days=settings.retention_days)
         if now < due:
             return
-        async with self.app.conversation.sessions() as session, session.begin():
+        async with sessions() as session, session.begin():
             changed = await queries.anonymise(session, before=now, apply=True)
         if changed:
+            await dialect.forget_deleted(sessions)
             logger.warning("retention period over: %d signatures anonymised", changed)
 
     async def milestones(self) -> list[int]:

@@ -28,6 +28,7 @@ from db import queries
 from db.protect import ContactCipher
 from drawings import spreadsheets
 from handlers import signing
+from handlers.admin.owners import tell_owners
 from handlers.admin.registry import Commands
 from handlers.admin.signatures import parse_filter
 from handlers.base import Attachment, Button, Context, Incoming, Reply, Step
@@ -304,6 +305,8 @@ async def _export_command(ctx: Context, incoming: Incoming) -> list[Reply]:
     fmt, contacts, where = parsed
     if contacts and ctx.cipher is None:
         return [_no_keys(ctx)]
+    if contacts and not ctx.is_owner:
+        return [await _owners_only(ctx)]
     if fmt is None or contacts:
         ctx.user.draft = {"export": {"format": fmt, "contacts": contacts, **where.to_draft()}}
         ctx.user.step = "export_format" if fmt is None else "export_contacts"
@@ -359,44 +362,146 @@ async def _contacts_answer(ctx: Context, value: str) -> list[Reply]:
     with_contacts = value == "y"
     if with_contacts and ctx.cipher is None:
         return [_no_keys(ctx)]
-    return await _send(
-        ctx,
-        ExportRequest(fmt, queries.SignatureFilter.from_draft(saved), with_contacts=with_contacts),
+    request = ExportRequest(
+        fmt, queries.SignatureFilter.from_draft(saved), with_contacts=with_contacts
+    )
+    if not with_contacts:
+        return await _send(ctx, request)
+    if not ctx.is_owner:
+        return [await _owners_only(ctx)]
+    if len(ctx.admin_ids) >= 2:
+        return await _ask_second_owner(ctx, request)
+    replies = await _send(ctx, request)
+    return [*replies, *await _told(ctx, request, approved_by=None)]
+
+
+CONTACTS_ASKED = N_(
+    "🔐 Owner {actor} asks to export {count} signatures WITH phone numbers and e-mails "
+    "({filter}). A second owner must agree. Approve only if you know why."
+)
+CONTACTS_EXPORTED = N_(
+    "🔐 Owner {actor} exported {count} signatures with phone numbers and e-mails ({filter})."
+)
+CONTACTS_APPROVED = N_(
+    "🔐 Owner {actor} exported {count} signatures with phone numbers and e-mails ({filter}), "
+    "approved by owner {approver}."
+)
+EVERYTHING = N_("all counted signatures")
+APPROVE, REFUSE = N_("✅ Approve"), N_("❌ Refuse")
+
+
+async def _owners_only(ctx: Context) -> Reply:
+    await queries.audit(ctx.session, actor=ctx.actor, action="export_contacts_refused")
+    logger.warning("an organiser asked for contacts; refused")
+    return Reply(
+        ctx.gettext(
+            "Only the owners (those set in ADMIN_IDS) can export phone numbers and e-mails. "
+            "Write /export without contacts for the rest."
+        )
     )
 
 
-async def _send(ctx: Context, request: ExportRequest) -> list[Reply]:
+def _filter_text(request: ExportRequest) -> str:
+    return describe_filter(request.where) or ""
+
+
+async def _ask_second_owner(ctx: Context, request: ExportRequest) -> list[Reply]:
+    """Four eyes: the export waits until another owner approves it (approvals.py)."""
     _ = ctx.gettext
+    count = await queries.count_matching(ctx.session, where=request.where)
+    if count == 0:
+        return [Reply(_("No counted signature matches that."))]
+    detail = {"format": request.format, "language": ctx.language, **request.where.to_draft()}
+    approval = await queries.ask_approval(
+        ctx.session, action="export_contacts", asked_by=ctx.actor, detail=detail
+    )
+    await queries.audit(
+        ctx.session, actor=ctx.actor, action="export_contacts_asked", approval=approval
+    )
+    buttons = [[Button(APPROVE, f"ap:{approval}:y"), Button(REFUSE, f"ap:{approval}:n")]]
+    told = await tell_owners(
+        ctx,
+        CONTACTS_ASKED,
+        buttons=buttons,
+        actor=ctx.user.external_id,
+        count=format_number(count, ctx.language),
+        filter=_filter_text(request) or _(EVERYTHING),
+    )
+    text = _(
+        "A file with phone numbers and e-mails needs a second owner's approval. I have asked "
+        "the other owners; the file comes here as soon as one of them approves (within a day)."
+    )
+    return [Reply(text), *told]
+
+
+async def _told(
+    ctx: Context, request: ExportRequest, *, approved_by: str | None, actor: str | None = None
+) -> list[Reply]:
+    """Every owner hears of an export with contacts: who, how many, which."""
+    count = str(await queries.count_matching(ctx.session, where=request.where))
+    who, chosen = actor or ctx.user.external_id, _filter_text(request) or "—"
+    if approved_by is None:
+        return await tell_owners(ctx, CONTACTS_EXPORTED, actor=who, count=count, filter=chosen)
+    return await tell_owners(
+        ctx,
+        CONTACTS_APPROVED,
+        including_me=True,
+        approver=approved_by,
+        actor=who,
+        count=count,
+        filter=chosen,
+    )
+
+
+async def send_approved(
+    ctx: Context, request: ExportRequest, *, asker: str, language: str
+) -> list[Reply]:
+    """An export a second owner (`ctx`) approved: made in the asker's language and sent to
+    the asker; every owner is told."""
+    replies = await _send(ctx, request, actor=f"telegram:{asker}", language=language, to=asker)
+    return [*replies, *await _told(ctx, request, approved_by=ctx.user.external_id, actor=asker)]
+
+
+async def _send(
+    ctx: Context,
+    request: ExportRequest,
+    *,
+    actor: str | None = None,
+    language: str | None = None,
+    to: str | None = None,
+) -> list[Reply]:
+    """The export for whoever asked: the admin writing (`ctx`), or another (`to`, in
+    `language`, audited as `actor`) once a second owner approved it."""
+    language = language or ctx.language
+    actor = actor or ctx.actor
+    gettext = ctx.translator_for(language) if to else ctx.gettext
+    _ = gettext
     matching = await queries.count_matching(ctx.session, where=request.where)
     if matching == 0:
-        return [Reply(_("No counted signature matches that."))]
+        return [Reply(_("No counted signature matches that."), to=to)]
     if matching > INLINE_ROWS:
         later = partial(
             _made_later,
             request=request,
-            actor=ctx.actor,
-            gettext=ctx.gettext,
-            language=ctx.language,
+            actor=actor,
+            gettext=gettext,
+            language=language,
             cipher=ctx.cipher,
+            to=to,
         )
         text = _(
             "Making the file of {count} signatures: it comes in a minute or two. You can go "
             "on meanwhile."
-        ).format(count=format_number(matching, ctx.language))
-        return [Reply(text, later=later)]
+        ).format(count=format_number(matching, language))
+        return [Reply(text, later=later, to=to)]
     buffer = io.BytesIO()
     count = await write_export(
-        ctx.session,
-        buffer,
-        request,
-        gettext=ctx.gettext,
-        language=ctx.language,
-        cipher=ctx.cipher,
+        ctx.session, buffer, request, gettext=gettext, language=language, cipher=ctx.cipher
     )
-    await audit_export(
-        ctx.session, actor=ctx.actor, request=request, count=count, language=ctx.language
+    await audit_export(ctx.session, actor=actor, request=request, count=count, language=language)
+    return _file_replies(
+        buffer.getvalue(), request, count, gettext=gettext, language=language, to=to
     )
-    return _file_replies(buffer.getvalue(), request, count, gettext=_, language=ctx.language)
 
 
 async def _made_later(
@@ -407,6 +512,7 @@ async def _made_later(
     gettext: Gettext,
     language: str,
     cipher: ContactCipher | None,
+    to: str | None = None,
 ) -> list[Reply]:
     buffer = io.BytesIO()
     rows = db_exports.page_signatures(
@@ -424,11 +530,19 @@ async def _made_later(
     )
     async with sessions() as session, session.begin():
         await audit_export(session, actor=actor, request=request, count=count, language=language)
-    return _file_replies(buffer.getvalue(), request, count, gettext=gettext, language=language)
+    return _file_replies(
+        buffer.getvalue(), request, count, gettext=gettext, language=language, to=to
+    )
 
 
 def _file_replies(
-    data: bytes, request: ExportRequest, count: int, *, gettext: Gettext, language: str
+    data: bytes,
+    request: ExportRequest,
+    count: int,
+    *,
+    gettext: Gettext,
+    language: str,
+    to: str | None = None,
 ) -> list[Reply]:
     _ = gettext
     logger.warning(
@@ -438,13 +552,13 @@ def _file_replies(
         "yes" if request.with_contacts else "no",
     )
     if count == 0:
-        return [Reply(_("No counted signature matches that."))]
+        return [Reply(_("No counted signature matches that."), to=to)]
     if len(data) > MAX_DOCUMENT:
         text = _(
             "The file is too large to send in the chat. On the server, use: "
             "petitionbot export --format {format} --out FILE"
         ).format(format=request.format)
-        return [Reply(text)]
+        return [Reply(text, to=to)]
     lines = [_("Signatures in this file: {count}.").format(count=format_number(count, language))]
     chosen = describe_filter(request.where)
     if chosen:
@@ -459,7 +573,7 @@ def _file_replies(
     else:
         lines.append(_("Phone numbers and e-mails are not in it (/export contacts adds them)."))
     attachment = Attachment("document", file_name(request), data=data)
-    return [Reply("\n".join(lines), attachment=attachment)]
+    return [Reply("\n".join(lines), attachment=attachment, to=to)]
 
 
 STEPS = (

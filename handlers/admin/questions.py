@@ -6,7 +6,7 @@ import html
 
 from db import queries
 from handlers.admin.registry import Commands
-from handlers.base import Context, Incoming, Reply
+from handlers.base import Context, Incoming, Reply, split_message
 from words.text import format_day, format_number
 
 SHOWN = 20
@@ -16,14 +16,15 @@ commands = Commands()
 
 @commands("questions")
 async def _questions_command(ctx: Context, _incoming: Incoming) -> list[Reply]:
-    return [await _questions(ctx)]
+    await queries.audit(ctx.session, actor=ctx.actor, action="questions_view")
+    return await _questions(ctx)
 
 
-async def _questions(ctx: Context) -> Reply:
+async def _questions(ctx: Context) -> list[Reply]:
     _ = ctx.gettext
     total = await queries.count_unanswered(ctx.session)
     if total == 0:
-        return Reply(_("No unanswered questions so far."))
+        return [Reply(_("No unanswered questions so far."))]
     latest = await queries.latest_unanswered(ctx.session, limit=SHOWN)
     lines = [
         _("{count} questions the bot could not answer; the latest:").format(
@@ -36,4 +37,4 @@ async def _questions(ctx: Context) -> Reply:
         f"{html.escape(question.text)}"
         for question in latest
     ]
-    return Reply("\n".join(lines))
+    return [Reply(text) for text in split_message(lines)]

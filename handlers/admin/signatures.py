@@ -90,6 +90,9 @@ async def _invalidate_answer(ctx: Context, value: str) -> list[Reply]:
         return [Reply(_("Nothing was changed."))]
     found = queries.SignatureFilter.from_draft(saved)
     changed = await queries.invalidate(ctx.session, where=found)
+    await queries.audit(
+        ctx.session, actor=ctx.actor, action="invalidate", count=changed, **found.to_draft()
+    )
     logger.warning("an admin set %d signatures aside", changed)
     text = _("{count} signatures set aside.").format(count=format_number(changed, ctx.language))
     return [Reply(text)]

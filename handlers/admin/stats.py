@@ -19,14 +19,13 @@ from db.models import utcnow
 from db.stats import Figures, figures
 from drawings import chart
 from handlers.admin.registry import Commands
-from handlers.base import Attachment, Context, Incoming, Reply
+from handlers.base import Attachment, Context, Incoming, Reply, split_message
 from handlers.reading import places
 from words.i18n import N_
 from words.text import format_day, format_number, format_percent_of
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_LIMIT = 4096  # Telegram's limit for one message
 TOP_COUNTRIES = 10
 TOP_PROVINCES = 10
 REGION_COUNTRIES = 3  # regions are shown for this many of the top countries
@@ -244,21 +243,6 @@ def _stop_group(step: str, agreed: bool) -> str:
     if step in ("country_other", "country_confirm"):
         return "country"
     return step if step in STOPS else "other"
-
-
-def split_message(lines: list[str]) -> list[str]:
-    """The lines as one message, or several when too long for one (cut between lines)."""
-    messages: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in lines:
-        if current and size + len(line) + 1 > MESSAGE_LIMIT:
-            messages.append("\n".join(current).strip())
-            current, size = [], 0
-        current.append(line)
-        size += len(line) + 1
-    messages.append("\n".join(current).strip())
-    return [message for message in messages if message]
 
 
 def chart_words(gettext: Callable[[str], str]) -> chart.ChartText:

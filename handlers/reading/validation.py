@@ -12,10 +12,19 @@ from email_validator import EmailNotValidError, validate_email
 from words.text import ascii_digits, normalise
 
 NAME_MIN, NAME_MAX = 2, 100
+PHONE_MASK, EMAIL_MASK = "[phone]", "[e-mail]"
 TEXT_MAX = 100  # region and other short answers
 
 _LINK = re.compile(r"(https?://|www\.|t\.me/|\.(com|org|net|info|kh)\b|@\w)", re.IGNORECASE)
 _NAME_PUNCTUATION = set(" -'.’")
+_EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+\.[^\s@<>()\[\],;:\"'.]+")
+# Seven digits or more, however they are spaced or bracketed: a number nobody types for any
+# other reason in a question or a place name.
+_DIGIT_RUN = re.compile(r"\+?\d(?:[\s().\-/]{0,3}\d){6,}")
+# National formats differ by country: the matcher looks for each where signers live (a
+# number written with its + is found whatever the region).
+_PHONE_REGIONS = ("KH", "US", "CA", "FR", "AU", "NZ", "GB", "DE", "CH", "BE", "TH", "KR", "JP",
+                  "MY", "SG")  # fmt: skip
 
 
 class NameProblem(enum.Enum):
@@ -68,7 +77,7 @@ def check_short_text(text: str) -> str | None:
         return None
     if any(unicodedata.category(char).startswith("C") for char in value):
         return None
-    return value
+    return mask_contacts(value)
 
 
 def parse_phone(text: str, country: str | None) -> str | None:
@@ -102,3 +111,29 @@ def parse_email(text: str) -> str | None:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError:
         return None
+
+
+def mask_contacts(text: str) -> str:
+    """`text` with every phone number and e-mail address replaced by a placeholder.
+
+    What people type freely (a question, a place) is personal data too: "call me on +855 12
+    345 678" must not be kept as typed. Run before anything typed is stored.
+    """
+    text = normalise(text)
+    plain = ascii_digits(text)  # Khmer digits are one character each: the offsets stay true
+    spans = [(*found.span(), EMAIL_MASK) for found in _EMAIL.finditer(plain)]
+    for region in _PHONE_REGIONS:
+        matcher = phonenumbers.PhoneNumberMatcher(plain, region, phonenumbers.Leniency.VALID)
+        spans += [(found.start, found.end, PHONE_MASK) for found in matcher]
+    spans += [(*found.span(), PHONE_MASK) for found in _DIGIT_RUN.finditer(plain)]
+    merged: list[tuple[int, int, str]] = []
+    for start, end, mask in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            last = merged[-1]
+            kind = EMAIL_MASK if EMAIL_MASK in (mask, last[2]) else PHONE_MASK
+            merged[-1] = (last[0], max(end, last[1]), kind)
+        else:
+            merged.append((start, end, mask))
+    for start, end, mask in reversed(merged):
+        text = text[:start] + mask + text[end:]
+    return text
