@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # large enough to share trips, small enough to keep each transaction short
 RECENT_UPDATES = 32  # per person; platforms redeliver within minutes, not 32 messages later
+FORGET_AFTER = 0.05  # seconds before replies sent are forgotten in a transaction of their own
 
 
 class KeyedLocks:
@@ -76,6 +78,11 @@ class _Job:
     incoming: Incoming
     share_link: Callable[[str], str | None]
     done: asyncio.Future[list[Reply]]
+    kept: int | None = None  # the row keeping its replies until they are sent
+
+
+# What a channel's `deliver` says: True or None when every reply went, False when one failed.
+Deliver = Callable[[list[Reply]], Awaitable[bool | None]]
 
 
 @dataclass(slots=True)
@@ -95,6 +102,8 @@ class Conversation:
     _queue: list[_Job] = field(default_factory=list)
     _drainer: asyncio.Task[None] | None = None
     _follow_ups: set[asyncio.Task[None]] = field(default_factory=set)
+    _sent: list[int] = field(default_factory=list)  # kept replies now sent, to forget
+    _forgetter: asyncio.Task[None] | None = None
 
     async def process(
         self,
@@ -104,7 +113,7 @@ class Conversation:
         update_key: str | None,
         incoming: Incoming,
         share_link: Callable[[str], str | None],
-        deliver: Callable[[list[Reply]], Awaitable[None]] | None = None,
+        deliver: Deliver | None = None,
         prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> list[Reply]:
         """Answer one update; [] when the same update was already handled.
@@ -132,12 +141,15 @@ class Conversation:
             if prepare is not None:
                 await prepare()
             done: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
-            self._queue.append(_Job(channel, user_id, update_key, incoming, share_link, done))
+            job = _Job(channel, user_id, update_key, incoming, share_link, done)
+            self._queue.append(job)
             if self._drainer is None or self._drainer.done():
                 self._drainer = asyncio.create_task(self._drain(), name="conversation-batches")
             replies = await done
             if deliver is not None and replies:
-                await deliver(replies)
+                sent = await deliver(replies)
+                if sent is not False and job.kept is not None:
+                    self._forget_soon(job.kept)
         finally:
             held.release()
         for reply in replies:
@@ -150,7 +162,7 @@ class Conversation:
         channel: str,
         user_id: str,
         later: Later,
-        deliver: Callable[[list[Reply]], Awaitable[None]] | None,
+        deliver: Deliver | None,
     ) -> None:
         """Run slow work after the update, in the background; send what it returns."""
 
@@ -174,6 +186,27 @@ class Conversation:
         """Wait for the follow-up work in progress (tests, and a clean shutdown)."""
         while self._follow_ups:
             await asyncio.gather(*self._follow_ups, return_exceptions=True)
+        if self._forgetter is not None:
+            await self._forgetter
+
+    def _forget_soon(self, kept: int) -> None:
+        """Sent: the kept replies can go. The next batch's transaction forgets them (no extra
+        commit while people are busy); when none comes soon, a small one of its own does."""
+        self._sent.append(kept)
+        if self._forgetter is None or self._forgetter.done():
+            self._forgetter = asyncio.create_task(self._forget(), name="conversation-sent")
+
+    async def _forget(self) -> None:
+        await asyncio.sleep(FORGET_AFTER)
+        if not self._sent:
+            return
+        sent, self._sent[:] = list(self._sent), []
+        try:
+            async with self.sessions() as session, session.begin():
+                await queries.replies_sent(session, ids=sent)
+        except Exception:
+            # Kept a day at most; sent again only if the platform redelivers the update.
+            logger.exception("could not forget %d replies already sent", len(sent))
 
     def _slow_down(self, key: str) -> Reply:
         _ = self.translations.get(self._languages.get(key)).gettext
@@ -209,10 +242,15 @@ class Conversation:
                 job.done.set_result(replies)
 
     async def _handle(self, session: AsyncSession, batch: list[_Job]) -> list[list[Reply]]:
+        if self._sent:
+            # Replies sent since the last batch: forgotten in this batch's transaction.
+            sent, self._sent[:] = list(self._sent), []
+            await queries.replies_sent(session, ids=sent)
         users = await queries.load_users(
             session, identities=[(job.channel, job.user_id) for job in batch]
         )
         answers: list[list[Reply]] = []
+        to_keep: list[tuple[_Job, int, list[Any]]] = []
         for job in batch:
             user = users[(job.channel, job.user_id)]
             if user.blocked and not self._is_admin(job, user):
@@ -222,8 +260,7 @@ class Conversation:
             if job.update_key is not None:
                 # The update's id is recorded on the person's row, in this same transaction.
                 if job.update_key in user.recent_updates:
-                    logger.info("update %s on %s already handled", job.update_key, job.channel)
-                    answers.append([])
+                    answers.append(await self._again(session, job, user.id))
                     continue
                 user.recent_updates = [*user.recent_updates, job.update_key][-RECENT_UPDATES:]
             user.last_seen_at = utcnow()
@@ -232,9 +269,36 @@ class Conversation:
                 if len(self._languages) > 100_000:
                     self._languages.clear()
                 self._languages[f"{job.channel}:{job.user_id}"] = user.language
-            answers.append(await route(self._context(session, user, job), job.incoming))
+            replies = await route(self._context(session, user, job), job.incoming)
+            answers.append(replies)
+            records = [record for reply in replies if (record := reply.to_record()) is not None]
+            if job.update_key is not None and records:
+                to_keep.append((job, user.id, records))
         await queries.save_users(session, users=users.values())
+        erased = queries.erased_in(session)
+        to_keep = [kept for kept in to_keep if kept[1] not in erased]
+        if to_keep:
+            # Kept with the update, in its transaction: a crash before the send loses nothing.
+            ids = await queries.keep_replies(
+                session, kept=[(user_id, job.update_key or "", records)
+                               for job, user_id, records in to_keep]
+            )  # fmt: skip
+            for (job, _user_id, _records), kept in zip(to_keep, ids, strict=True):
+                job.kept = kept
         return answers
+
+    async def _again(self, session: AsyncSession, job: _Job, user_id: int) -> list[Reply]:
+        """A redelivered update: handled before, so not again; but what it had to say and was
+        never confirmed sent (the process died in between) is said now."""
+        found = await queries.kept_replies(
+            session, user_id=user_id, update_key=job.update_key or ""
+        )
+        if found is None:
+            logger.debug("a redelivered update on %s was already answered", job.channel)
+            return []
+        job.kept, records = found
+        logger.info("a redelivered update on %s: its answer is sent now", job.channel)
+        return [Reply.from_record(record) for record in records]
 
     def _is_admin(self, job: _Job, user: queries.UserState) -> bool:
         # ADMIN_IDS and admins added from the chat are Telegram user ids (the console acts as

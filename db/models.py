@@ -119,6 +119,21 @@ class UnansweredQuestion(Base):
     asked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class PendingReply(Base):
+    """What a handled update must still send. Written in the update's own transaction and
+    deleted once sent, so that a crash between the commit and the send leaves it here: the
+    platform redelivers the update, which is recognised as handled and these are sent."""
+
+    __tablename__ = "pending_replies"
+    __table_args__ = (UniqueConstraint("user_id", "update_key", name="uq_pending_replies_user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    update_key: Mapped[str] = mapped_column(String(64))
+    replies: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class Admin(Base):
     """An organiser added from the chat (those in ADMIN_IDS are admins without a row)."""
 

@@ -18,6 +18,7 @@ from db.models import (
     Approval,
     AuditEntry,
     OutboxMessage,
+    PendingReply,
     Signature,
     UnansweredQuestion,
     User,
@@ -264,9 +265,16 @@ async def erase_person(session: AsyncSession, *, user_id: int) -> None:
     sent to them, and their state (the file forgets them too: db/dialect.forget_deleted)."""
     await session.execute(delete(UnansweredQuestion).where(UnansweredQuestion.user_id == user_id))
     await session.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user_id))
+    await session.execute(delete(PendingReply).where(PendingReply.user_id == user_id))
     await session.execute(delete(_SIGNATURES).where(_SIGNATURES.c.user_id == user_id))
     await session.execute(delete(_USERS).where(_USERS.c.id == user_id))
+    session.info.setdefault(ERASED, set()).add(user_id)
     mark_deleted(session)
+
+
+def erased_in(session: AsyncSession) -> set[int]:
+    """The people erased in this session's transaction (nothing more is kept for them)."""
+    return set(session.info.get(ERASED, ()))
 
 
 async def set_blocked(
@@ -376,6 +384,7 @@ async def rotate_contacts(session: AsyncSession, *, cipher: ContactCipher) -> in
 
 ANONYMOUS = "(anonymised)"
 AUDITED = "audited"  # session.info: audit rows written in this session
+ERASED = "erased"  # session.info: ids of the people erased in this transaction
 # Steps at which nothing is pending: a draft kept at any other step is an unfinished answer.
 _RESTING = ("idle", "new")
 
@@ -424,6 +433,7 @@ async def anonymise(session: AsyncSession, *, before: datetime, apply: bool) -> 
             delete(UnansweredQuestion).where(UnansweredQuestion.user_id.in_(chunk))
         )
         await session.execute(delete(OutboxMessage).where(OutboxMessage.user_id.in_(chunk)))
+        await session.execute(delete(PendingReply).where(PendingReply.user_id.in_(chunk)))
         await session.execute(delete(_USERS).where(_USERS.c.id.in_(chunk)))
     # The day, not the moment: a time to the second could be matched with a platform's log.
     by_day: dict[datetime, list[int]] = {}
@@ -453,6 +463,10 @@ async def expire(
     Returns (questions deleted, drafts cleared)."""
     asked = await session.execute(
         delete(UnansweredQuestion).where(UnansweredQuestion.asked_at < questions_before)
+    )
+    # Replies never confirmed sent (the person's update never came again) go after a day.
+    await session.execute(
+        delete(PendingReply).where(PendingReply.created_at < utcnow() - timedelta(days=1))
     )
     stale = _USERS.c.last_seen_at < drafts_before
     pending = _USERS.c.step.not_in(_RESTING)
@@ -615,3 +629,35 @@ async def decide_approval(
     if not result.rowcount:
         return None
     return await session.get(Approval, approval_id, populate_existing=True)
+
+
+async def keep_replies(
+    session: AsyncSession, *, kept: Sequence[tuple[int, str, list[Any]]]
+) -> list[int]:
+    """Keep (user id, update key, replies as JSON) until they are sent; their ids."""
+    rows = [
+        PendingReply(user_id=user_id, update_key=key, replies=replies, created_at=utcnow())
+        for user_id, key, replies in kept
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return [row.id for row in rows]
+
+
+async def kept_replies(
+    session: AsyncSession, *, user_id: int, update_key: str
+) -> tuple[int, list[Any]] | None:
+    """The replies a handled update still has to send: (id, replies), or None."""
+    query = select(PendingReply.id, PendingReply.replies).where(
+        PendingReply.user_id == user_id, PendingReply.update_key == update_key
+    )
+    found = (await session.execute(query)).first()
+    return (int(found[0]), list(found[1])) if found else None
+
+
+async def replies_sent(session: AsyncSession, *, ids: Sequence[int]) -> None:
+    """Forget replies that have been sent."""
+    for start in range(0, len(ids), 500):
+        await session.execute(
+            delete(PendingReply).where(PendingReply.id.in_(list(ids[start : start + 500])))
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -106,6 +106,45 @@ class Reply:
     def options(self) -> list[Button]:
         """The buttons in reading order."""
         return [button for row in self.buttons for button in row]
+
+    def to_record(self) -> dict[str, Any] | None:
+        """The reply as JSON to keep until it is sent (bot/conversation.py); None when it
+        cannot be kept: a file made here (an export, a chart) or work still to run."""
+        if self.later is not None or (self.attachment and self.attachment.data is not None):
+            return None
+        record: dict[str, Any] = {"text": self.text}
+        if self.buttons:
+            record["buttons"] = [[[b.label, b.payload] for b in row] for row in self.buttons]
+        if self.contact_label:
+            record["contact_label"] = self.contact_label
+        if self.remove_keyboard:
+            record["remove_keyboard"] = True
+        if self.attachment is not None:
+            record["attachment"] = [
+                self.attachment.kind,
+                self.attachment.filename,
+                self.attachment.file_id,
+            ]
+        if self.to is not None:
+            record["to"] = self.to
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Reply:
+        """A reply kept with `to_record`."""
+        attachment = None
+        if record.get("attachment"):
+            kind, filename, file_id = record["attachment"]
+            attachment = Attachment(str(kind), str(filename), file_id=file_id)
+        return cls(
+            str(record.get("text", "")),
+            [[Button(str(label), str(payload)) for label, payload in row]
+             for row in record.get("buttons", [])],
+            contact_label=record.get("contact_label"),
+            remove_keyboard=bool(record.get("remove_keyboard")),
+            attachment=attachment,
+            to=record.get("to"),
+        )  # fmt: skip
 
 
 @dataclass(slots=True)

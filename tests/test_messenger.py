@@ -742,7 +742,7 @@ async def test_its_own_server_logs_paths_without_query_strings(
         messenger_api_version=VERSION,
         webhook_port=port,
     )
-    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    caplog.set_level(logging.DEBUG, logger="aiohttp.access")
     application = await build_app(settings)
     try:
         async with messenger.serving(application), aiohttp.ClientSession() as http:

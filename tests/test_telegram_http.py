@@ -525,7 +525,7 @@ async def test_the_access_log_leaves_out_query_strings(
         messenger_app_secret="0123456789abcdef0123456789abcdef",
         messenger_verify_token=VERIFY_TOKEN,
     )
-    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    caplog.set_level(logging.DEBUG, logger="aiohttp.access")
     channel = messenger.MessengerChannel(app)
     # Telegram's webhook and Messenger's on one server, as `petitionbot run` starts them.
     serving = asyncio.create_task(telegram.run_webhook(app, channel.register))

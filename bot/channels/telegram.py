@@ -20,6 +20,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatMemberStatus, ChatType, ParseMode
 from aiogram.exceptions import (
+    AiogramError,
     ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
@@ -164,6 +165,18 @@ class TelegramChannel:
         self.router.message.register(self.on_message)
         self.router.callback_query.register(self.on_callback)
         self.router.my_chat_member.register(self.on_member)
+        self._me: asyncio.Task[str | None] | None = None
+
+    async def _username(self, bot: Bot) -> str | None:
+        """The bot's username, asked of Telegram once per process (the first updates that
+        arrive together share the one getMe call); asked again only after a failure."""
+        if self._me is None or (self._me.done() and self._me.exception() is not None):
+            self._me = asyncio.create_task(self._get_me(bot), name="telegram-getme")
+        return await asyncio.shield(self._me)
+
+    @staticmethod
+    async def _get_me(bot: Bot) -> str | None:
+        return (await bot.me()).username
 
     async def _process(
         self,
@@ -184,14 +197,18 @@ class TelegramChannel:
                     await query.answer()
                 except TelegramAPIError as error:  # an old query can no longer be answered
                     logger.debug("answerCallbackQuery failed: %s", error)
-            username.append((await bot.me()).username)
+            try:
+                username.append(await self._username(bot))
+            except (AiogramError, aiohttp.ClientError, TimeoutError) as error:
+                # Without it, share links wait for the next update; the answer still goes.
+                logger.warning("getMe failed: %s", type(error).__name__)
 
         def share_link(code: str) -> str | None:
             name = username[0] if username else None
             return f"https://t.me/{name}?start={code}" if name else None
 
-        async def deliver(replies: list[Reply]) -> None:
-            await self.send(bot, chat_id, replies)
+        async def deliver(replies: list[Reply]) -> bool:
+            return await self.send(bot, chat_id, replies)
 
         await self.app.conversation.process(
             channel=CHANNEL,
@@ -237,8 +254,9 @@ class TelegramChannel:
         if known:
             logger.info("a user blocked the bot; they get no more news")
 
-    async def send(self, bot: Bot, chat_id: int, replies: list[Reply]) -> None:
-        """Send replies in order; a failure is logged, never raised into the dispatcher.
+    async def send(self, bot: Bot, chat_id: int, replies: list[Reply]) -> bool:
+        """Send replies in order; False when one to the person failed (it is logged, never
+        raised into the dispatcher: any error of a call, an undecodable answer included).
 
         A reply addressed to someone else (`Reply.to`: an owner told of an admin's action)
         goes to their chat; their failure (they never opened the bot) stops nothing else."""
@@ -249,10 +267,11 @@ class TelegramChannel:
                     await send_attachment(bot, target, reply, reply.attachment)
                 else:
                     await bot.send_message(target, reply.text, reply_markup=to_markup(reply))
-            except TelegramAPIError as error:
+            except (AiogramError, aiohttp.ClientError, TimeoutError) as error:
                 logger.warning("sending to a chat failed: %s", type(error).__name__)
                 if reply.to is None:
-                    return
+                    return False
+        return True
 
 
 CAPTION_LIMIT = 1024
@@ -443,6 +462,9 @@ def build_dispatcher(app: App) -> Dispatcher:
     # Conversation state lives in our database, not in aiogram's FSM storage.
     dispatcher = Dispatcher(disable_fsm=True)
     dispatcher.include_router(TelegramChannel(app).router)
+    # aiogram writes a line at INFO for every update handled: at DEBUG they are noise no
+    # more (failures still come at WARNING and above).
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     return dispatcher
 
 
@@ -524,10 +546,14 @@ async def _poll(bot: Bot, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
                 return
             try:
                 updates = fetching.result()
-            except (TimeoutError, TelegramAPIError, OSError) as error:
+            except (TimeoutError, AiogramError, aiohttp.ClientError, OSError) as error:
+                # Any failure of the one call (a proxy's HTML error page that aiogram cannot
+                # decode included): wait, then ask again. Polling never ends on one of them.
                 failures += 1
                 delay = min(30.0, 0.5 * 2**failures)
-                logger.warning("getUpdates failed (%s); again in %.1f s", error, delay)
+                logger.warning(
+                    "getUpdates failed (%s); again in %.1f s", type(error).__name__, delay
+                )
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(stopping), delay)
                 continue

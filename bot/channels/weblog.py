@@ -20,9 +20,12 @@ class AccessLog(AbstractAccessLogger):
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         """Log the request without its query string (secrets) or who sent it."""
         # The raw path keeps percent-escapes, so a line break typed in a URL stays "%0A".
-        self.logger.info(
-            "%s %s %s %.3fs", request.method, request.rel_url.raw_path, response.status, time
-        )
+        # Every update is a request: the ordinary ones are DEBUG, refusals and errors INFO.
+        level = logging.DEBUG if response.status < 400 else logging.INFO
+        self.logger.log(
+            level, "%s %s %s %.3fs", request.method, request.rel_url.raw_path, response.status,
+            time,
+        )  # fmt: skip
 
     @property
     def enabled(self) -> bool:
