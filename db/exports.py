@@ -13,7 +13,7 @@ from sqlalchemy import Select, Table, insert, null, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Signature, User, VolunteerCode
-from db.queries import SignatureFilter
+from db.queries import SignatureFilter, take_numbers
 
 _SIGNATURES: Table = Signature.__table__  # type: ignore[assignment]
 _USERS: Table = User.__table__  # type: ignore[assignment]
@@ -177,6 +177,10 @@ async def add_signatures(session: AsyncSession, *, rows: Sequence[dict[str, Any]
     """Insert signatures that belong to no chat user (gathered on paper), in batches, in the
     caller's transaction; returns how many."""
     statement = insert(_SIGNATURES)
-    for start in range(0, len(rows), INSERT_BATCH):
-        await session.execute(statement, list(rows[start : start + INSERT_BATCH]))
+    first = await take_numbers(session, count=len(rows)) if rows else 0
+    numbered = [
+        {**row, "number": row.get("number") or first + index} for index, row in enumerate(rows)
+    ]
+    for start in range(0, len(numbered), INSERT_BATCH):
+        await session.execute(statement, numbered[start : start + INSERT_BATCH])
     return len(rows)

@@ -101,6 +101,9 @@ class Signature(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Set aside by an admin (a flood of fakes): not counted, kept for review.
     invalidated_at: Mapped[datetime | None] = mapped_column()
+    # "You are signer number N": given once, from the `signers` counter, so that no two
+    # signers are told the same number however many processes sign at once (gaps are fine).
+    number: Mapped[int | None] = mapped_column(Integer, unique=True)
 
 
 class UnansweredQuestion(Base):
@@ -117,6 +120,16 @@ class UnansweredQuestion(Base):
     text: Mapped[str] = mapped_column(String(500))
     language: Mapped[str] = mapped_column(String(8))
     asked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Counter(Base):
+    """A number handed out one at a time across processes (the row is locked while a
+    transaction takes one): `signers`, the signer numbers."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class PendingReply(Base):

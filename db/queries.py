@@ -17,6 +17,7 @@ from db.models import (
     Admin,
     Approval,
     AuditEntry,
+    Counter,
     OutboxMessage,
     PendingReply,
     Signature,
@@ -175,10 +176,33 @@ async def add_signature(
     row = {
         "user_id": user.id, "channel": user.channel, "language": user.language or "km",
         "source": "chat", "referrer_code": user.referred_by, "created_at": now,
-        "updated_at": now, **fields,
+        "updated_at": now, "number": await take_numbers(session, count=1), **fields,
     }  # fmt: skip
     statement = insert_ignoring_conflicts(session, _SIGNATURES, (_SIGNATURES.c.id,))
     return (await session.execute(statement, [row])).scalar_one_or_none()
+
+
+SIGNERS = "signers"
+
+
+async def take_numbers(session: AsyncSession, *, count: int) -> int:
+    """Take `count` signer numbers; the first. The counter's row stays locked until the
+    transaction ends, so two processes never take the same one (a number taken by a
+    transaction that then rolls back, or by a double confirm, is simply never shown)."""
+    taken = await session.execute(
+        update(Counter)
+        .where(Counter.name == SIGNERS)
+        .values(value=Counter.value + count)
+        .returning(Counter.value)
+    )
+    last = taken.scalar_one_or_none()
+    if last is None:  # a database made before the counter: start it
+        await session.execute(
+            insert_ignoring_conflicts(session, Counter.__table__),  # type: ignore[arg-type]
+            [{"name": SIGNERS, "value": 0}],
+        )
+        return await take_numbers(session, count=count)
+    return int(last) - count + 1
 
 
 async def update_signature(
@@ -200,14 +224,17 @@ async def withdraw_signature(session: AsyncSession, *, user_id: int) -> bool:
 
 
 async def standing(session: AsyncSession, *, signature_id: int) -> tuple[int, int]:
-    """(the signature's place in the list, the number of signatures), in one query; signatures
-    set aside by an admin do not count."""
-    query = select(
-        func.coalesce(func.sum(case((Signature.id <= signature_id, 1), else_=0)), 0),
-        func.count(Signature.id),
-    ).where(Signature.invalidated_at.is_(None))
-    number, total = (await session.execute(query)).one()
-    return int(number), int(total)
+    """(the signer's number, the number of signatures counted: those set aside by an admin
+    are not)."""
+    number = (
+        await session.execute(select(Signature.number).where(Signature.id == signature_id))
+    ).scalar_one_or_none()
+    total = (
+        await session.execute(
+            select(func.count(Signature.id)).where(Signature.invalidated_at.is_(None))
+        )
+    ).scalar_one()
+    return int(number or 0), int(total)
 
 
 def ensure_share_code(user: UserState) -> str:

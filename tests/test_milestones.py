@@ -11,7 +11,7 @@ from sqlalchemy import Table, event, insert, select
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.workers.watch import Watch
-from db import milestones
+from db import milestones, queries
 from db.models import Milestone, Signature, User, utcnow
 from tests.conftest import ADMIN
 from tests.telegram_fakes import FakeUser
@@ -47,7 +47,10 @@ async def seed(app: App, count: int, *, first: int = 0) -> None:
             added = insert(users).returning(users.c.id)
             row = {**person, "external_id": f"seed{number}"}
             user_id = (await session.execute(added, row)).scalar_one()
-            await session.execute(insert(signatures), {**signature, "user_id": user_id})
+            number = await queries.take_numbers(session, count=1)  # as every signing does
+            await session.execute(
+                insert(signatures), {**signature, "user_id": user_id, "number": number}
+            )
 
 
 async def to_review(someone: FakeUser, name: str = "Sok Dara") -> None:

@@ -1,0 +1,111 @@
+"""Two bot processes on one database (two apps, each with its own engine and conversation,
+as two `petitionbot run` behind a load balancer): what one signer is told, no other is."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+
+from bot.app import build_app
+from bot.channels.telegram import build_bot, build_dispatcher
+from bot.config import Settings
+from bot.flood import FloodGuard
+from db import queries
+from db.models import Signature
+from tests.telegram_fakes import FakeUser, RecordingSession
+
+SIGNERS = 40
+NUMBER = re.compile(r"You are signer number ([\d,]+)\.")
+
+
+async def to_review(someone: FakeUser) -> None:
+    """The flow up to the last question."""
+    await someone.send("/start")
+    await someone.press("l:en")
+    await someone.press("go:sign")
+    await someone.press("c:y")
+    await someone.send("Sok Dara")
+    for payload in ("co:US", "r:skip", "b:12", "ct:skip", "u:n"):
+        await someone.press(payload)
+
+
+async def confirm(someone: FakeUser) -> int:
+    """Confirm; the number the signer is told."""
+    await someone.press("rv:ok")
+    found = NUMBER.search(someone.text())
+    assert found, someone.text()
+    return int(found.group(1).replace(",", ""))
+
+
+async def test_no_two_signers_are_told_the_same_number(
+    make_settings: Callable[..., Settings],
+) -> None:
+    apps = [await build_app(make_settings()) for _ in range(2)]
+    session = RecordingSession()
+    bots = []
+    try:
+        people = []
+        for index, app in enumerate(apps):
+            app.conversation.flood = FloodGuard(limit=1_000_000)
+            bot = build_bot(app.settings, session=session)
+            bots.append(bot)
+            dispatcher = build_dispatcher(app)
+            people += [
+                FakeUser(dispatcher, bot, session, 80_000 + index * 1_000 + number)
+                for number in range(SIGNERS // 2)
+            ]
+        await asyncio.gather(*(to_review(someone) for someone in people))
+        # Everyone confirms at once, half through each process.
+        told = await asyncio.gather(*(confirm(someone) for someone in people))
+        assert len(set(told)) == SIGNERS, sorted(told)
+        async with apps[0].conversation.sessions() as db:
+            numbers = list((await db.execute(select(Signature.number))).scalars())
+            count = (await db.execute(select(func.count(Signature.id)))).scalar_one()
+        assert count == SIGNERS
+        assert sorted(numbers) == sorted(told)
+    finally:
+        for bot in bots:
+            await bot.session.close()
+        for app in apps:
+            await app.close()
+
+
+async def test_two_transactions_signing_at_once_take_different_numbers(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The race itself, step by step: one process signs and has not committed yet when the
+    other signs. The second waits for the counter the first holds, then takes the next."""
+    apps = [await build_app(make_settings()) for _ in range(2)]
+    try:
+        first, second = (app.conversation.sessions() for app in apps)
+        async with first as one, second as other:
+            await one.begin()
+            [mine] = (await queries.load_users(one, identities=[("telegram", "81001")])).values()
+            signed = await queries.add_signature(one, user=mine, fields=FIELDS)
+            assert signed is not None
+            number, _total = await queries.standing(one, signature_id=signed)
+
+            async def the_other_signs() -> int:
+                await other.begin()
+                [theirs] = (
+                    await queries.load_users(other, identities=[("telegram", "81002")])
+                ).values()
+                their_signature = await queries.add_signature(other, user=theirs, fields=FIELDS)
+                assert their_signature is not None
+                told, _total = await queries.standing(other, signature_id=their_signature)
+                await other.commit()
+                return told
+
+            racing = asyncio.create_task(the_other_signs())
+            await asyncio.sleep(0.5)  # the other is now as far as it can go
+            await one.commit()
+            assert {number, await racing} == {1, 2}
+    finally:
+        for app in apps:
+            await app.close()
+
+
+FIELDS = {"full_name": "Sok Dara", "country": "US", "region": None, "birth_province": "12"}
