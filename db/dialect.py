@@ -38,6 +38,12 @@ def _statement(dialect: str, table: Table, returning: tuple[Column[object], ...]
     return statement.returning(*returning) if returning else statement
 
 
+def locks_rows(session: AsyncSession) -> bool:
+    """Whether `SELECT ... FOR UPDATE` locks rows here (PostgreSQL). SQLite has one writer
+    at a time and ignores it: a statement to take the locks would be a wasted trip."""
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
 def mark_deleted(session: AsyncSession) -> None:
     """Note that this transaction deleted personal data, for `forget_deleted` after commit."""
     session.info[FORGET] = True

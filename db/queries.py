@@ -12,7 +12,7 @@ from sqlalchemy import Table, and_, bindparam, case, delete, func, select, updat
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.dialect import insert_ignoring_conflicts, mark_deleted
+from db.dialect import insert_ignoring_conflicts, locks_rows, mark_deleted
 from db.models import (
     Admin,
     Approval,
@@ -110,14 +110,19 @@ async def load_users(
 
     async def fetch(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], UserState]:
         found: dict[tuple[str, str], UserState] = {}
-        for channel in {channel for channel, _ in pairs}:
-            ids = [external_id for each, external_id in pairs if each == channel]
-            query = (
-                select(*_USER_COLUMNS)
-                .select_from(_USERS_SIGNATURES_ADMINS)
-                .where(_USERS.c.channel == channel, _USERS.c.external_id.in_(ids))
-                .with_for_update(of=_USERS)
-            )
+        for channel in sorted({channel for channel, _ in pairs}):
+            ids = sorted(external_id for each, external_id in pairs if each == channel)
+            where = (_USERS.c.channel == channel, _USERS.c.external_id.in_(ids))
+            if locks_rows(session):
+                # Lock first, always in the same order (two processes then never wait for
+                # each other in a circle), and only then read: under READ COMMITTED a
+                # statement that had to wait for a lock still reads its joins as they were
+                # when it began, so a signature another process just committed would be
+                # missed. The read below starts after the wait.
+                await session.execute(
+                    select(_USERS.c.id).where(*where).order_by(_USERS.c.id).with_for_update()
+                )
+            query = select(*_USER_COLUMNS).select_from(_USERS_SIGNATURES_ADMINS).where(*where)
             for row in await session.execute(query):
                 user = UserState(*row)
                 user._saved = user.snapshot()
@@ -132,7 +137,7 @@ async def load_users(
             {"channel": channel, "external_id": external_id, "step": "new", "draft": {},
              "updates_opt_in": False, "created_at": now, "last_seen_at": now,
              "recent_updates": []}
-            for channel, external_id in missing
+            for channel, external_id in sorted(missing)
         ]  # fmt: skip
         await session.execute(insert_ignoring_conflicts(session, _USERS), rows)
         users.update(await fetch(missing))

@@ -7,6 +7,7 @@ import asyncio
 import re
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.app import build_app
@@ -109,3 +110,38 @@ async def test_two_transactions_signing_at_once_take_different_numbers(
 
 
 FIELDS = {"full_name": "Sok Dara", "country": "US", "region": None, "birth_province": "12"}
+
+
+async def test_a_signature_committed_while_waiting_for_the_lock_is_seen(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    """One process signs for a person; another, with that person's next update, waits for
+    their row. Once the first commits, the second must see the signature (or /start would
+    begin the flow again for someone who has just signed)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time and no row locks to wait for")
+    apps = [await build_app(make_settings()) for _ in range(2)]
+    try:
+        first, second = (app.conversation.sessions() for app in apps)
+        async with first as one, second as other:
+            await one.begin()
+            [signer] = (await queries.load_users(one, identities=[("telegram", "82001")])).values()
+            await one.commit()
+            await one.begin()
+            await queries.load_users(one, identities=[("telegram", "82001")])  # locked
+            assert await queries.add_signature(one, user=signer, fields=FIELDS) is not None
+
+            async def the_next_update() -> int | None:
+                await other.begin()
+                users = await queries.load_users(other, identities=[("telegram", "82001")])
+                await other.rollback()
+                return users[("telegram", "82001")].signature_id
+
+            waiting = asyncio.create_task(the_next_update())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # it waits for the row
+            await one.commit()
+            assert await waiting is not None
+    finally:
+        for app in apps:
+            await app.close()
