@@ -550,3 +550,27 @@ async def test_the_access_log_leaves_out_query_strings(
     assert lines[1].startswith("GET /nowhere%0Aforged 404 ")
     assert VERIFY_TOKEN not in caplog.text
     assert "127.0.0.1" not in caplog.text  # nor who asked
+
+
+async def test_an_answer_held_back_by_a_429_is_sent_after_the_pause(
+    server: FakeBotAPI, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram answers 429 when the bot as a whole sends too fast: the answer waits the
+    pause out and goes, and so does every reply after it."""
+    app = await make_app()
+    someone = Person(server, 1007)
+    async with polling(app, server, monkeypatch):
+        await someone.send("/start")
+        server.throttle(retry_after=1, times=1)  # the next send is refused once
+        await someone.press("l:en")
+        title = app.conversation.content.petition("en").title
+
+        def petitions() -> int:
+            return sum(title in delivery.text for delivery in server.delivered(1007))
+
+        for _ in range(50):  # the pause is a second
+            if petitions():
+                break
+            await asyncio.sleep(0.1)
+        assert [refusal.status for refusal in server.refusals] == [429]
+        assert petitions() == 1

@@ -260,21 +260,36 @@ class TelegramChannel:
 
         A reply addressed to someone else (`Reply.to`: an owner told of an admin's action)
         goes to their chat; their failure (they never opened the bot) stops nothing else."""
+        sent = True
         for reply in replies:
             target = int(reply.to) if reply.to and reply.to.isdigit() else chat_id
+            if not await self._send_one(bot, target, reply) and reply.to is None:
+                sent = False  # the others still go: each answer stands on its own
+        return sent
+
+    @staticmethod
+    async def _send_one(bot: Bot, chat_id: int, reply: Reply) -> bool:
+        """One reply; a 429 (the bot's overall rate) is waited out once, if briefly."""
+        for attempt in (1, 2):
             try:
                 if reply.attachment is not None:
-                    await send_attachment(bot, target, reply, reply.attachment)
+                    await send_attachment(bot, chat_id, reply, reply.attachment)
                 else:
-                    await bot.send_message(target, reply.text, reply_markup=to_markup(reply))
+                    await bot.send_message(chat_id, reply.text, reply_markup=to_markup(reply))
+                return True
+            except TelegramRetryAfter as error:
+                if attempt == 2 or error.retry_after > REPLY_WAIT:
+                    logger.warning("sending to a chat: 429 for %s s; not sent", error.retry_after)
+                    return False
+                await asyncio.sleep(error.retry_after)
             except (AiogramError, aiohttp.ClientError, TimeoutError) as error:
                 logger.warning("sending to a chat failed: %s", type(error).__name__)
-                if reply.to is None:
-                    return False
-        return True
+                return False
+        return False
 
 
 CAPTION_LIMIT = 1024
+REPLY_WAIT = 10  # seconds of a 429 worth waiting out for an answer to someone
 
 
 async def send_attachment(bot: Bot, chat_id: int, reply: Reply, attachment: Attachment) -> Any:
