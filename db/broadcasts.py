@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     String,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -432,6 +433,13 @@ async def claim(
     started are skipped on the way, and Messenger people who last wrote more than 24 hours
     ago too (the platform allows no message then); those are not returned.
     """
+    rows = (await session.execute(claim_statement(broadcast_id, limit, now))).all()
+    claimed = [Claimed(*row[:6]) for row in rows if row[6] == "sending"]
+    return sorted(claimed, key=lambda row: row.id)
+
+
+def claim_statement(broadcast_id: int, limit: int, now: datetime) -> Update:
+    """The one statement of `claim` (tests read its plan)."""
     # A CTE, not `IN (SELECT ... LIMIT n)`: PostgreSQL may run such a subquery again for
     # each row it updates, and take more than n; a locking CTE runs once.
     due = (
@@ -456,7 +464,7 @@ async def claim(
             _USERS.c.id == _OUTBOX.c.user_id, _USERS.c.last_seen_at >= now - MESSENGER_WINDOW
         ),
     )
-    statement = (
+    return (
         update(_OUTBOX)
         .where(_OUTBOX.c.id.in_(select(due.c.id)), _OUTBOX.c.status == "pending")
         .values(
@@ -474,9 +482,6 @@ async def claim(
             _OUTBOX.c.status,
         )
     )
-    rows = (await session.execute(statement)).all()
-    claimed = [Claimed(*row[:6]) for row in rows if row[6] == "sending"]
-    return sorted(claimed, key=lambda row: row.id)
 
 
 _RECORD = (

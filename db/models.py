@@ -247,7 +247,11 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("broadcast_id", "user_id", name="uq_outbox_broadcast_user"),
-        Index("ix_outbox_broadcast_status", "broadcast_id", "status"),
+        # The claim walks one broadcast's pending rows in id order: this index gives them
+        # in that order, with nothing to filter or sort.
+        Index("ix_outbox_broadcast_status_id", "broadcast_id", "status", "id"),
+        # Erasing a person deletes their rows.
+        Index("ix_outbox_user_id", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

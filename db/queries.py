@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Select, Table, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,6 +102,15 @@ _SAVE_USER = (
 _SHARED_AT = _SAVED.index(_SHARED)
 
 
+def person_statements(channel: str, ids: Sequence[str]) -> tuple[Select[Any], Select[Any]]:
+    """The statements that load people's rows: (lock them, read them with their signature
+    and admin rights). Tests read their plans."""
+    where = (_USERS.c.channel == channel, _USERS.c.external_id.in_(list(ids)))
+    lock = select(_USERS.c.id).where(*where).order_by(_USERS.c.id).with_for_update()
+    read = select(*_USER_COLUMNS).select_from(_USERS_SIGNATURES_ADMINS).where(*where)
+    return lock, read
+
+
 async def load_users(
     session: AsyncSession, *, identities: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], UserState]:
@@ -112,18 +121,15 @@ async def load_users(
         found: dict[tuple[str, str], UserState] = {}
         for channel in sorted({channel for channel, _ in pairs}):
             ids = sorted(external_id for each, external_id in pairs if each == channel)
-            where = (_USERS.c.channel == channel, _USERS.c.external_id.in_(ids))
+            lock, read = person_statements(channel, ids)
             if locks_rows(session):
                 # Lock first, always in the same order (two processes then never wait for
                 # each other in a circle), and only then read: under READ COMMITTED a
                 # statement that had to wait for a lock still reads its joins as they were
                 # when it began, so a signature another process just committed would be
                 # missed. The read below starts after the wait.
-                await session.execute(
-                    select(_USERS.c.id).where(*where).order_by(_USERS.c.id).with_for_update()
-                )
-            query = select(*_USER_COLUMNS).select_from(_USERS_SIGNATURES_ADMINS).where(*where)
-            for row in await session.execute(query):
+                await session.execute(lock)
+            for row in await session.execute(read):
                 user = UserState(*row)
                 user._saved = user.snapshot()
                 found[(user.channel, user.external_id)] = user
