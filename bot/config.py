@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # allow_paid_broadcast (`petitionbot broadcast --paid`) up to 1,000, paid in Stars.
     broadcast_rate: Annotated[float, Field(gt=0, le=30)] = 25.0
     broadcast_paid_rate: Annotated[float, Field(gt=0, le=1000)] = 1000.0
+    # Whether `petitionbot run` also runs a broadcaster (one sends at a time, the others stand
+    # by). Off where a `petitionbot broadcast worker` process of its own does it.
+    broadcast_in_bot: bool = True
     # `petitionbot import` refuses a sheet with more rows or columns (blank ones past them do
     # not count): a file from anyone must not make it read without end.
     import_max_rows: Annotated[int, Field(ge=1)] = 100_000

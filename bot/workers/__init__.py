@@ -23,7 +23,8 @@ def beside(app: App) -> Background:
         async with contextlib.AsyncExitStack() as stack:
             if notify is not None:
                 await stack.enter_async_context(Watch(app, notify).running())
-            await stack.enter_async_context(running_worker(app))
+            if app.settings.broadcast_in_bot:
+                await stack.enter_async_context(running_worker(app))
             yield
 
     return running
