@@ -408,6 +408,7 @@ class Claimed:
     external_id: str
     language: str
     attempts: int
+    pieces_sent: int = 0  # of a message in parts, those already delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +422,7 @@ class Result:
     attempts: int = 0
     not_before: datetime | None = None
     user_id: int | None = None  # set for `blocked`: the person is opted out
+    pieces_sent: int = 0
 
 
 async def claim(
@@ -434,7 +436,12 @@ async def claim(
     ago too (the platform allows no message then); those are not returned.
     """
     rows = (await session.execute(claim_statement(broadcast_id, limit, now))).all()
-    claimed = [Claimed(*row[:6]) for row in rows if row[6] == "sending"]
+    claimed = [
+        Claimed(row.id, row.user_id, row.channel, row.external_id, row.language, row.attempts,
+                pieces_sent=row.pieces_sent)
+        for row in rows
+        if row.status == "sending"
+    ]  # fmt: skip
     return sorted(claimed, key=lambda row: row.id)
 
 
@@ -480,6 +487,7 @@ def claim_statement(broadcast_id: int, limit: int, now: datetime) -> Update:
             _OUTBOX.c.language,
             _OUTBOX.c.attempts,
             _OUTBOX.c.status,
+            _OUTBOX.c.pieces_sent,
         )
     )
 
@@ -497,6 +505,7 @@ _RECORD = (
         error=bindparam("new_error"),
         attempts=bindparam("new_attempts"),
         not_before=bindparam("new_not_before"),
+        pieces_sent=bindparam("new_pieces_sent"),
         updated_at=bindparam("now"),
     )
 )
@@ -515,6 +524,7 @@ async def record(session: AsyncSession, *, results: Sequence[Result], now: datet
             "new_error": result.error[:200] if result.error else None,
             "new_attempts": result.attempts,
             "new_not_before": result.not_before,
+            "new_pieces_sent": result.pieces_sent,
             "now": now,
         }
         for result in results

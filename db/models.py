@@ -265,5 +265,8 @@ class OutboxMessage(Base):
     message_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A message sent in parts (Messenger's 2,000 characters): how many went, so that a retry
+    # goes on from the next part instead of sending the first ones again.
+    pieces_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     not_before: Mapped[datetime | None] = mapped_column()  # a retry waits until then
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

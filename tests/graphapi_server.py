@@ -42,6 +42,7 @@ class _Failure:
     retry_after: str | None
     times: int
     sender_actions: bool
+    after: int = 0  # calls let through before the failures begin
 
 
 @dataclass(slots=True)
@@ -99,9 +100,11 @@ class FakeGraphAPI:
         retry_after: str | None = None,
         times: int = 1,
         sender_actions: bool = False,
+        after: int = 0,
     ) -> None:
-        """Answer the next `times` calls to `endpoint` (messages, not typing) with this error."""
-        failure = _Failure(status, code, message, retry_after, times, sender_actions)
+        """Answer the next `times` calls to `endpoint` (messages, not typing) with this error,
+        once `after` more of them have gone through."""
+        failure = _Failure(status, code, message, retry_after, times, sender_actions, after)
         self._failures.setdefault(endpoint, []).append(failure)
 
     def accepted(self, endpoint: str = "messages") -> list[Body]:
@@ -161,6 +164,11 @@ class FakeGraphAPI:
         pending = self._failures.get(endpoint)
         if pending and ("sender_action" not in call.body or pending[0].sender_actions):
             failure = pending[0]
+        else:
+            failure = None
+        if failure is not None and failure.after > 0:
+            failure.after -= 1
+        elif failure is not None and pending:
             failure.times -= 1
             if failure.times <= 0:
                 pending.pop(0)

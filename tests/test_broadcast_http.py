@@ -285,3 +285,44 @@ async def test_messenger_people_get_it_only_within_24_hours_of_their_last_messag
     [stop] = body["message"]["quick_replies"]
     assert stop["payload"] == STOP_PAYLOAD
     assert [d.chat_id for d in server.delivered()] == ["1001"]
+
+
+async def test_a_long_messenger_broadcast_retried_sends_no_part_twice(
+    make_settings: Callable[..., Settings], server: FakeBotAPI
+) -> None:
+    """Telegram takes 4,096 characters, Messenger 2,000: a long text goes to Messenger in
+    parts. When a later part fails and the row is retried, the parts that went do not go
+    again."""
+    token = "EAAGtestpagetoken0123456789"
+    paragraphs = [f"Part {number}: " + "ដំណឹង " * 300 for number in (1, 2, 3)]
+    text = "\n\n".join(paragraphs)
+    async with FakeGraphAPI(token=token) as graph:
+        settings = make_settings(
+            telegram_api_url=server.url,
+            messenger_page_token=token,
+            messenger_app_secret="0123456789abcdef0123456789abcdef",
+            messenger_verify_token="verify-me-4815162342",
+            messenger_api_url=graph.url,
+            messenger_api_version=VERSION,
+        )
+        app = await build_app(settings)
+        try:
+            async with app.conversation.sessions() as session, session.begin():
+                await add_person(session, "7101", channel="messenger", language="en")
+            # The first part goes; the second is refused once (a 500), then everything goes.
+            graph.fail("messages", 500, code=2, message="Service temporarily unavailable",
+                       after=1)  # fmt: skip
+            broadcast_id = await queue_broadcast(
+                app, versions={"en": {"kind": "text", "text": text}}
+            )
+            await send_all(worker_for(app))
+            rows = await outbox(app, broadcast_id)
+            texts = [body["message"]["text"] for body in graph.accepted()]
+            statuses = [call.status for call in graph.calls if call.endpoint == "messages"]
+        finally:
+            await app.close()
+    assert rows["7101"] == ("sent", None)
+    assert len(texts) == 3
+    for number, received in zip((1, 2, 3), texts, strict=True):
+        assert received.startswith(f"Part {number}:")
+    assert statuses == [200, 500, 200, 200]  # part 1, part 2 refused, then parts 2 and 3

@@ -594,14 +594,18 @@ class MessengerOutlet:
     def __init__(self, settings: Settings) -> None:
         self.client = GraphClient(settings, tries=1)
 
-    async def send(self, external_id: str, reply: Reply, *, paid: bool) -> Outcome:
-        """Send one broadcast message; what the platform said (never raises)."""
+    async def send(self, external_id: str, reply: Reply, *, paid: bool, resume: int = 0) -> Outcome:
+        """Send one broadcast message; what the platform said (never raises). A text longer
+        than Messenger's limit goes in parts; when a part fails, the outcome says how many
+        went, and the retry (`resume`) starts from the next: no part reaches anyone twice."""
         pieces = split_text(plain_text(reply.text))
         if not pieces:
             return Outcome("skipped", error="messenger: a file without text cannot go out there")
         options = [_text_option(button) for button in reply.options()][:MAX_QUICK_REPLIES]
         outcome = Outcome("skipped")
         for number, piece in enumerate(pieces, start=1):
+            if number <= resume:
+                continue  # went on an earlier try
             message: dict[str, Any] = {"text": piece}
             if number == len(pieces) and options:
                 message["quick_replies"] = options
@@ -610,10 +614,10 @@ class MessengerOutlet:
             try:
                 outcome = broadcast_outcome(*await self.client.attempt("me/messages", body))
             except (aiohttp.ClientError, TimeoutError) as problem:
-                return Outcome("retry", error=type(problem).__name__)
+                return Outcome("retry", error=type(problem).__name__, pieces=number - 1)
             if outcome.status != "sent":
-                return outcome
-        return outcome
+                return replace(outcome, pieces=number - 1)
+        return replace(outcome, pieces=len(pieces))
 
     async def close(self) -> None:
         """Close the HTTP session."""

@@ -29,13 +29,15 @@ class Outcome:
     message_id: str | None = None
     error: str | None = None
     retry_after: float = 0.0
+    pieces: int = 0  # of a message sent in parts, how many have gone (resume from there)
 
 
 class Outlet(Protocol):
     """How broadcasts reach people on one platform."""
 
-    async def send(self, external_id: str, reply: Reply, *, paid: bool) -> Outcome:
-        """Send one broadcast message; never raises."""
+    async def send(self, external_id: str, reply: Reply, *, paid: bool, resume: int = 0) -> Outcome:
+        """Send one broadcast message, from its part `resume` on when an earlier try sent
+        the first parts; never raises."""
 
     async def close(self) -> None:
         """Release the connections."""

@@ -405,8 +405,9 @@ class TelegramOutlet:
         unknown = ValueError("an answer that is neither a result nor an error")
         raise ClientDecodeError(str(unknown), unknown, content)
 
-    async def send(self, external_id: str, reply: Reply, *, paid: bool) -> Outcome:
-        """Send one broadcast message; what Telegram said, as an `Outcome` (never raises)."""
+    async def send(self, external_id: str, reply: Reply, *, paid: bool, resume: int = 0) -> Outcome:
+        """Send one broadcast message; what Telegram said, as an `Outcome` (never raises).
+        It is one message here (4,096 characters), so there are no parts to resume."""
         try:
             message_id = await self._post(self._prepare(reply, paid), int(external_id))
         except TelegramRetryAfter as error:

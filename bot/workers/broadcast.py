@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -458,7 +459,9 @@ class _Run:
             outcome = Outcome("skipped", error=f"{row.channel} is not set up on the broadcaster")
         else:
             try:
-                outcome = await outlet.send(row.external_id, reply, paid=self.broadcast.paid)
+                outcome = await outlet.send(
+                    row.external_id, reply, paid=self.broadcast.paid, resume=row.pieces_sent
+                )
             except Exception as error:  # an outlet must not raise; if it does, try later
                 logger.exception("sending a broadcast message failed unexpectedly")
                 outcome = Outcome("retry", error=type(error).__name__)
@@ -468,7 +471,8 @@ class _Run:
             pacer.pause(max(outcome.retry_after, 1.0))
             logger.warning("%s asks to wait %.0f s; all sends paused", row.channel,
                            outcome.retry_after)  # fmt: skip
-            self.queues.setdefault(row.channel, deque()).appendleft(row)
+            resumed = dataclasses.replace(row, pieces_sent=max(row.pieces_sent, outcome.pieces))
+            self.queues.setdefault(row.channel, deque()).appendleft(resumed)
             return
         self.done += 1
         self.results.append(_result(row, outcome, self.worker.clock(), self.worker.backoff))
@@ -483,7 +487,10 @@ class _Run:
             rows += queue
             queue.clear()
         self.results += [
-            store.Result(row.id, "pending", attempts=row.attempts, error=None) for row in rows
+            store.Result(
+                row.id, "pending", attempts=row.attempts, error=None, pieces_sent=row.pieces_sent
+            )
+            for row in rows
         ]
 
     async def _flusher(self) -> None:
@@ -537,14 +544,17 @@ class _Run:
 
 def _result(row: store.Claimed, outcome: Outcome, now: datetime, backoff: float) -> store.Result:
     attempts = row.attempts + 1
+    pieces = max(row.pieces_sent, outcome.pieces)
     if outcome.status == "retry":
         if attempts >= MAX_ATTEMPTS:
             error = f"gave up after {attempts} tries: {outcome.error or 'temporary error'}"
-            return store.Result(row.id, "failed", error=error, attempts=attempts)
+            return store.Result(
+                row.id, "failed", error=error, attempts=attempts, pieces_sent=pieces
+            )
         delay = min(300.0, backoff * 2 ** (attempts - 1)) * random.uniform(1.0, 1.25)  # noqa: S311
         return store.Result(
             row.id, "pending", error=outcome.error, attempts=attempts,
-            not_before=now + timedelta(seconds=delay),
+            not_before=now + timedelta(seconds=delay), pieces_sent=pieces,
         )  # fmt: skip
     return store.Result(
         row.id,
@@ -553,6 +563,7 @@ def _result(row: store.Claimed, outcome: Outcome, now: datetime, backoff: float)
         error=outcome.error,
         attempts=attempts if outcome.status != "skipped" else row.attempts,
         user_id=row.user_id if outcome.status == "blocked" else None,
+        pieces_sent=pieces,
     )
 
 
