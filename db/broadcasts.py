@@ -425,9 +425,17 @@ class Result:
     pieces_sent: int = 0
 
 
+class ClaimedRows(list[Claimed]):
+    """The rows claimed to send, and how many rows the claim took in all: those skipped on
+    the way (opted out meanwhile, outside Messenger's window) count there, so an all-skipped
+    claim is not mistaken for the end of the broadcast."""
+
+    touched: int = 0
+
+
 async def claim(
     session: AsyncSession, *, broadcast_id: int, limit: int, now: datetime
-) -> list[Claimed]:
+) -> ClaimedRows:
     """Take up to `limit` due pending rows, oldest first, marking them `sending` in one
     conditional UPDATE that only one worker can win for each row.
 
@@ -436,13 +444,16 @@ async def claim(
     ago too (the platform allows no message then); those are not returned.
     """
     rows = (await session.execute(claim_statement(broadcast_id, limit, now))).all()
-    claimed = [
-        Claimed(row.id, row.user_id, row.channel, row.external_id, row.language, row.attempts,
-                pieces_sent=row.pieces_sent)
-        for row in rows
-        if row.status == "sending"
-    ]  # fmt: skip
-    return sorted(claimed, key=lambda row: row.id)
+    claimed = ClaimedRows(
+        sorted(
+            (Claimed(row.id, row.user_id, row.channel, row.external_id, row.language,
+                     row.attempts, pieces_sent=row.pieces_sent)
+             for row in rows if row.status == "sending"),
+            key=lambda row: row.id,
+        )
+    )  # fmt: skip
+    claimed.touched = len(rows)
+    return claimed
 
 
 def claim_statement(broadcast_id: int, limit: int, now: datetime) -> Update:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import App, build_app
 from bot.config import Settings
@@ -25,7 +25,14 @@ from handlers.news import STOP_PAYLOAD
 from tests.botapi_server import FakeBotAPI
 from tests.conftest import TOKEN
 from tests.graphapi_server import VERSION, FakeGraphAPI
-from tests.test_broadcast import TEXT_EN, add_many, add_person, outbox, queue_broadcast
+from tests.test_broadcast import (
+    TEXT_EN,
+    add_many,
+    add_person,
+    outbox,
+    queue_broadcast,
+    started,
+)
 
 ADMIN = 4242
 FIRST = 10_000
@@ -326,3 +333,29 @@ async def test_a_long_messenger_broadcast_retried_sends_no_part_twice(
     for number, received in zip((1, 2, 3), texts, strict=True):
         assert received.startswith(f"Part {number}:")
     assert statuses == [200, 500, 200, 200]  # part 1, part 2 refused, then parts 2 and 3
+
+
+async def test_a_claim_whose_rows_were_all_skipped_does_not_end_the_round(
+    make_settings: Callable[..., Settings], server: FakeBotAPI
+) -> None:
+    """People who opted out after the broadcast was queued are skipped when claimed; a claim
+    that held only such rows is not the end of the broadcast: the worker claims on at once
+    (here it would otherwise wait ten minutes before its next look)."""
+    app = await build_app(make_settings(telegram_api_url=server.url))
+    try:
+        async with app.conversation.sessions() as session, session.begin():
+            for number in range(10):
+                await add_person(session, str(5000 + number), language="en")
+        broadcast_id = await started(app, versions={"en": TEXT_EN})  # its outbox is made
+        async with app.conversation.sessions() as session, session.begin():
+            await session.execute(
+                update(User)
+                .where(User.external_id.in_([str(5000 + number) for number in range(6)]))
+                .values(updates_opt_in=False)
+            )
+        await send_all(worker_for(app, poll_every=600.0), timeout=30)
+        rows = await outbox(app, broadcast_id)
+    finally:
+        await app.close()
+    assert sorted(status for status, _error in rows.values()) == ["sent"] * 4 + ["skipped"] * 6
+    assert sorted(d.chat_id for d in server.delivered()) == [str(5006 + n) for n in range(4)]

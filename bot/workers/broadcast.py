@@ -388,7 +388,7 @@ class _Run:
                     logger.exception("claiming outbox rows failed; trying again")
                     await _wait(self.stop, 1.0)
                     continue
-                if not rows:
+                if not rows.touched:
                     self.exhausted = True
                     self._kick()
                     return
