@@ -122,6 +122,19 @@ class UnansweredQuestion(Base):
     asked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class Alert(Base):
+    """When an alert was last sent (a signing spike from one country): shared by every
+    process, so admins hear it once however many watch."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("kind", "key", name="uq_alerts_kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "spike"
+    key: Mapped[str] = mapped_column(String(64))  # a country code
+    sent_at: Mapped[datetime] = mapped_column()
+
+
 class Counter(Base):
     """A number handed out one at a time across processes (the row is locked while a
     transaction takes one): `signers`, the signer numbers."""

@@ -48,6 +48,8 @@ async def test_a_spike_is_reported_to_admins_once_an_hour(
         assert "៤០" in text  # the admin never chose a language: Khmer, with Khmer digits
         assert "/invalidate country=FR" in text
         assert await watch.check(utcnow() + timedelta(minutes=30)) == []  # once an hour
+        # Another process watching the same database does not tell it again.
+        assert await Watch(app, notify).check(utcnow() + timedelta(minutes=30)) == []
         assert len(told) == 1
     finally:
         await app.close()

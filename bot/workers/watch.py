@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.app import App
 from bot.channels.outlet import Notify
-from db import dialect, milestones, queries
+from db import alerts, dialect, milestones, queries
 from db.models import utcnow
 from handlers.reading import places
 from words.text import format_number, format_percent_of
@@ -31,7 +31,6 @@ class Watch:
     def __init__(self, app: App, notify: Notify) -> None:
         self.app = app
         self.notify = notify
-        self._alerted: dict[str, datetime] = {}
         self._latest_signature: int | None = None  # at the last milestone count
 
     async def check(self, now: datetime | None = None) -> list[str]:
@@ -52,9 +51,13 @@ class Watch:
             languages = await queries.admin_languages(session, channel="telegram", ids=admins)
         sent = []
         for country, count, usual in spikes:
-            if now - self._alerted.get(country, now - 2 * ALERT_EVERY) < ALERT_EVERY:
+            # Claimed in the database: with several processes watching, one tells.
+            async with self.app.conversation.sessions() as session, session.begin():
+                mine = await alerts.claim(
+                    session, kind="spike", key=country, now=now, every=ALERT_EVERY
+                )
+            if not mine:
                 continue
-            self._alerted[country] = now
             logger.warning("signing spike from %s: %d in an hour", country, count)
             for admin, language in languages.items():
                 _ = self.app.translations.get(language).gettext
