@@ -105,18 +105,31 @@ def person(
     return make
 
 
-@pytest.fixture
-async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
-    """The application with one admin, ADMIN, from ADMIN_IDS (flood limit lifted)."""
-    application = await build_app(make_settings(admin_ids=str(ADMIN)))
+async def app_with_admins(
+    make_settings: Callable[..., Settings], *admins: int
+) -> AsyncIterator[App]:
+    """The application with these owners in ADMIN_IDS (flood limit lifted), closed after."""
+    application = await build_app(make_settings(admin_ids=",".join(map(str, admins))))
     application.conversation.flood = FloodGuard(limit=1_000_000)
     yield application
     await application.close()
 
 
+def people_of(app: App, session: RecordingSession) -> Callable[[int], FakeUser]:
+    """Make a person on `app`, by Telegram user id."""
+    bot = build_bot(app.settings, session=session)
+    dispatcher = build_dispatcher(app)
+    return lambda user_id: FakeUser(dispatcher, bot, session, user_id)
+
+
+@pytest.fixture
+async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
+    """The application with one admin, ADMIN, from ADMIN_IDS (flood limit lifted)."""
+    async for application in app_with_admins(make_settings, ADMIN):
+        yield application
+
+
 @pytest.fixture
 def people(admin_app: App, session: RecordingSession) -> Callable[[int], FakeUser]:
     """Make a person on the admin's app, by Telegram user id (ADMIN is the organiser)."""
-    bot = build_bot(admin_app.settings, session=session)
-    dispatcher = build_dispatcher(admin_app)
-    return lambda user_id: FakeUser(dispatcher, bot, session, user_id)
+    return people_of(admin_app, session)

@@ -248,20 +248,28 @@ async def test_a_stopping_worker_finishes_what_is_in_flight_and_puts_back_the_re
 
 # ---------------------------------------------------------------- Messenger
 
+PAGE_TOKEN = "EAAGtestpagetoken0123456789"
+
+
+def with_messenger(
+    make_settings: Callable[..., Settings], server: FakeBotAPI, graph: FakeGraphAPI
+) -> Settings:
+    """Settings for Telegram on the fake Bot API and Messenger on the fake Graph API."""
+    return make_settings(
+        telegram_api_url=server.url,
+        messenger_page_token=PAGE_TOKEN,
+        messenger_app_secret="0123456789abcdef0123456789abcdef",
+        messenger_verify_token="verify-me-4815162342",
+        messenger_api_url=graph.url,
+        messenger_api_version=VERSION,
+    )
+
 
 async def test_messenger_people_get_it_only_within_24_hours_of_their_last_message(
     make_settings: Callable[..., Settings], server: FakeBotAPI
 ) -> None:
-    token = "EAAGtestpagetoken0123456789"
-    async with FakeGraphAPI(token=token) as graph:
-        settings = make_settings(
-            telegram_api_url=server.url,
-            messenger_page_token=token,
-            messenger_app_secret="0123456789abcdef0123456789abcdef",
-            messenger_verify_token="verify-me-4815162342",
-            messenger_api_url=graph.url,
-            messenger_api_version=VERSION,
-        )
+    async with FakeGraphAPI(token=PAGE_TOKEN) as graph:
+        settings = with_messenger(make_settings, server, graph)
         app = await build_app(settings)
         try:
             now = utcnow()
@@ -300,18 +308,10 @@ async def test_a_long_messenger_broadcast_retried_sends_no_part_twice(
     """Telegram takes 4,096 characters, Messenger 2,000: a long text goes to Messenger in
     parts. When a later part fails and the row is retried, the parts that went do not go
     again."""
-    token = "EAAGtestpagetoken0123456789"
     paragraphs = [f"Part {number}: " + "ដំណឹង " * 300 for number in (1, 2, 3)]
     text = "\n\n".join(paragraphs)
-    async with FakeGraphAPI(token=token) as graph:
-        settings = make_settings(
-            telegram_api_url=server.url,
-            messenger_page_token=token,
-            messenger_app_secret="0123456789abcdef0123456789abcdef",
-            messenger_verify_token="verify-me-4815162342",
-            messenger_api_url=graph.url,
-            messenger_api_version=VERSION,
-        )
+    async with FakeGraphAPI(token=PAGE_TOKEN) as graph:
+        settings = with_messenger(make_settings, server, graph)
         app = await build_app(settings)
         try:
             async with app.conversation.sessions() as session, session.begin():

@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import App, build_app
-from bot.channels.telegram import build_bot, build_dispatcher
+from bot.app import App
 from bot.config import Settings
-from bot.flood import FloodGuard
 from db import queries
 from db.models import AuditEntry, Signature, UnansweredQuestion, User
 from handlers import admin
 from handlers.base import MESSAGE_LIMIT
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, app_with_admins, people_of
 from tests.telegram_fakes import FakeUser, RecordingSession
 
 SECOND_OWNER = 778
@@ -32,17 +30,13 @@ EMAIL = "sok.dara.private@example.com"
 @pytest.fixture
 async def owners_app(make_settings: Callable[..., Settings]) -> AsyncIterator[App]:
     """Two owners (ADMIN_IDS) and, once added, an organiser."""
-    application = await build_app(make_settings(admin_ids=f"{ADMIN},{SECOND_OWNER}"))
-    application.conversation.flood = FloodGuard(limit=1_000_000)
-    yield application
-    await application.close()
+    async for application in app_with_admins(make_settings, ADMIN, SECOND_OWNER):
+        yield application
 
 
 @pytest.fixture
 def members(owners_app: App, session: RecordingSession) -> Callable[[int], FakeUser]:
-    bot = build_bot(owners_app.settings, session=session)
-    dispatcher = build_dispatcher(owners_app)
-    return lambda user_id: FakeUser(dispatcher, bot, session, user_id)
+    return people_of(owners_app, session)
 
 
 async def start(someone: FakeUser) -> FakeUser:
