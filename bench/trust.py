@@ -225,7 +225,9 @@ async def leaks(folder: Path, people: int = 20) -> tuple[int, int, int]:
     handler = logging.FileHandler(log_file)
     handler.setLevel(logging.DEBUG)
     root = logging.getLogger()
-    level = root.level
+    level, others = root.level, list(root.handlers)
+    for other in others:  # everything goes to the file searched, nothing to the terminal
+        root.removeHandler(other)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     files = folder / "leak-files"
@@ -270,6 +272,8 @@ async def leaks(folder: Path, people: int = 20) -> tuple[int, int, int]:
         await app.close()
         root.removeHandler(handler)
         handler.close()
+        for other in others:
+            root.addHandler(other)
         root.setLevel(level)
     places, raw = await asyncio.to_thread(_everything_on_disk, folder, log_file, files)
     hits = sum(raw.count(secret.encode()) for secret in set(secrets))

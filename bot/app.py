@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gc
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.conversation import Conversation
+from bot.metrics import Metrics
 from db.migrate import upgrade
 from db.session import create_engine, create_sessionmaker
 from handlers.reading import places
@@ -27,6 +28,7 @@ class App:
     engine: AsyncEngine
     conversation: Conversation
     translations: Translations
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def close(self) -> None:
         """Finish the updates in hand, then release the database."""
@@ -62,5 +64,9 @@ async def build_app(settings: Settings, *, migrate: bool = True) -> App:
     gc.collect()
     gc.freeze()
     return App(
-        settings=settings, engine=engine, conversation=conversation, translations=translations
+        settings=settings,
+        engine=engine,
+        conversation=conversation,
+        translations=translations,
+        metrics=conversation.metrics,
     )

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # Whether `petitionbot run` also runs a broadcaster (one sends at a time, the others stand
     # by). Off where a `petitionbot broadcast worker` process of its own does it.
     broadcast_in_bot: bool = True
+    # `/metrics` on the bot's web server, for whoever runs it: off unless set, and then only
+    # for requests that carry it (`Authorization: Bearer <token>`).
+    metrics_token: SecretStr | None = None
     # `petitionbot import` refuses a sheet with more rows or columns (blank ones past them do
     # not count): a file from anyone must not make it read without end.
     import_max_rows: Annotated[int, Field(ge=1)] = 100_000

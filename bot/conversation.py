@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.flood import FloodGuard, Verdict
+from bot.metrics import Metrics
 from db import dialect, queries
 from db.models import utcnow
 from db.protect import ContactCipher
@@ -96,6 +98,7 @@ class Conversation:
     admin_ids: frozenset[str] = frozenset()
     cipher: ContactCipher | None = None
     question_days: int = 90  # how long unanswered questions are kept (the privacy notice)
+    metrics: Metrics = field(default_factory=Metrics)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     flood: FloodGuard = field(default_factory=FloodGuard)
     _languages: dict[str, str] = field(default_factory=dict)
@@ -269,7 +272,10 @@ class Conversation:
                 if len(self._languages) > 100_000:
                     self._languages.clear()
                 self._languages[f"{job.channel}:{job.user_id}"] = user.language
+            started = time.perf_counter()
             replies = await route(self._context(session, user, job), job.incoming)
+            self.metrics.handling.observe(time.perf_counter() - started)
+            self.metrics.updates.labels(job.channel).inc()
             answers.append(replies)
             records = [record for reply in replies if (record := reply.to_record()) is not None]
             if job.update_key is not None and records:

@@ -719,3 +719,9 @@ def lease_for(engine: AsyncEngine) -> Lease:
     if not url.database or url.database == ":memory:":
         return _ProcessLease()
     return _FileLease(Path(f"{url.database}.broadcaster.lock"))
+
+
+async def outbox_depth(session: AsyncSession) -> int:
+    """Broadcast messages waiting to go or in flight, all broadcasts together (metrics)."""
+    query = select(func.count()).where(_OUTBOX.c.status.in_(("pending", "sending")))
+    return int((await session.execute(query)).scalar_one())

@@ -355,7 +355,9 @@ async def test_a_claim_whose_rows_were_all_skipped_does_not_end_the_round(
             )
         await send_all(worker_for(app, poll_every=600.0), timeout=30)
         rows = await outbox(app, broadcast_id)
+        counted = app.metrics.render().decode()
     finally:
         await app.close()
     assert sorted(status for status, _error in rows.values()) == ["sent"] * 4 + ["skipped"] * 6
     assert sorted(d.chat_id for d in server.delivered()) == [str(5006 + n) for n in range(4)]
+    assert 'petitionbot_broadcast_messages_total{outcome="sent"} 4.0' in counted

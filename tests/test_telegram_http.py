@@ -574,3 +574,33 @@ async def test_an_answer_held_back_by_a_429_is_sent_after_the_pause(
             await asyncio.sleep(0.1)
         assert [refusal.status for refusal in server.refusals] == [429]
         assert petitions() == 1
+
+
+async def test_metrics_only_with_their_token_and_counts_only(
+    server: FakeBotAPI, make_app: MakeApp
+) -> None:
+    """`/metrics` is off without METRICS_TOKEN, refuses a request without it, and shows
+    counts (updates, handler time, signatures) and nothing about anyone."""
+    plain = await webhook_app(make_app)
+    async with webhook(plain) as client:
+        assert (await client.get("/metrics")).status == 404
+    app = await make_app(
+        webhook_url="https://example.org", webhook_secret=SECRET, metrics_token="m" * 32
+    )
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    someone = Person(server, 4242)
+    async with webhook(app) as client:
+        for update in (someone.message_update("/start"), someone.callback_update("l:en")):
+            assert (await client.post(app.settings.webhook_path, json=update,
+                                      headers=headers)).status == 200  # fmt: skip
+        assert (await client.get("/metrics")).status == 401
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer " + "x" * 32})
+        assert wrong.status == 401
+        page = await client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 32})
+        assert page.status == 200
+        text = await page.text()
+    assert 'petitionbot_updates_total{channel="telegram"} 2.0' in text
+    assert "petitionbot_handler_seconds_count 2.0" in text
+    assert "petitionbot_signatures 0.0" in text
+    assert "petitionbot_outbox_depth 0.0" in text
+    assert "4242" not in text  # nobody's id

@@ -635,12 +635,10 @@ async def _plain_server_header(_request: web.Request, response: web.StreamRespon
 def build_web_app(channel: MessengerChannel) -> web.Application:
     """A server of its own for the webhook (when Telegram polls, or is not configured)."""
     web_app = web.Application(client_max_size=MAX_BODY)
+    from bot.channels.service import add_service_routes  # the database layer, when serving
+
     channel.register(web_app)
-
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    web_app.router.add_get("/healthz", healthz)
+    add_service_routes(web_app, channel.app)
     web_app.on_response_prepare.append(_plain_server_header)
     return web_app
 

@@ -50,6 +50,7 @@ from aiohttp import web
 
 from bot.app import App
 from bot.channels.outlet import Background, Notify, Outcome, beside_nothing
+from bot.channels.service import add_service_routes
 from bot.channels.weblog import AccessLog
 from bot.config import Settings
 from db import broadcasts as broadcast_store
@@ -630,11 +631,7 @@ def build_webhook_app(
     _WebhookHandler(
         dispatcher=dispatcher, bot=bot, secret_token=secret, handle_in_background=False
     ).register(web_app, path=settings.webhook_path)
-
-    async def healthz(_request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    web_app.router.add_get("/healthz", healthz)
+    add_service_routes(web_app, app)
     if extra_routes is not None:
         extra_routes(web_app)  # e.g. the Messenger webhook, on the same server
     web_app.on_response_prepare.append(_plain_server_header)

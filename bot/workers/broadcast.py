@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.outlet import Outcome, Outlet, Reporter
+from bot.metrics import Metrics
 from db import broadcasts as store
 from db import queries
 from db.models import Broadcast, utcnow
@@ -130,6 +131,7 @@ class Worker:
     report_every: float = REPORT_EVERY
     backoff: float = BACKOFF  # seconds before the first retry; doubled for each next one
     pacers: dict[str, Pacer] = field(default_factory=dict)
+    metrics: Metrics | None = None  # the bot's, when the worker runs beside it
 
     async def run(self, stop: asyncio.Event, *, exit_when_idle: bool = False) -> None:
         """Hold the lease and send until `stop` (or, with `exit_when_idle`, until nothing is
@@ -475,6 +477,8 @@ class _Run:
             self.queues.setdefault(row.channel, deque()).appendleft(resumed)
             return
         self.done += 1
+        if self.worker.metrics is not None:
+            self.worker.metrics.broadcast.labels(outcome.status).inc()
         self.results.append(_result(row, outcome, self.worker.clock(), self.worker.backoff))
 
     def _put_back(self) -> None:
@@ -572,7 +576,13 @@ def _result(row: store.Claimed, outcome: Outcome, now: datetime, backoff: float)
 
 def build_worker(app: App, **overrides: Any) -> Worker:
     """The worker for this app: Telegram and Messenger as configured."""
-    return _build(app.settings, app.engine, app.conversation.sessions, app.translations, overrides)
+    return _build(
+        app.settings,
+        app.engine,
+        app.conversation.sessions,
+        app.translations,
+        {"metrics": app.metrics, **overrides},
+    )
 
 
 def _build(
