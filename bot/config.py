@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # the person was last seen.
     question_retention_days: Annotated[int, Field(ge=1)] = 90
     draft_retention_days: Annotated[int, Field(ge=1)] = 30
+    # Who got which news (the outbox) goes this many days after a broadcast finished (its
+    # figures stay); admin actions in the audit log after this many days.
+    outbox_retention_days: Annotated[int, Field(ge=1)] = 90
+    audit_retention_days: Annotated[int, Field(ge=1)] = 730
     locales_dir: Path = ROOT / "locales"
     # Where the console chat saves the files it is sent (charts, exports, QR codes).
     files_dir: Path = ROOT / "data" / "files"

@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     exists,
     func,
     insert,
@@ -392,7 +393,42 @@ async def figures(session: AsyncSession, *, ids: Sequence[int]) -> dict[int, Fig
     for broadcast_id, status, count in rows.all():
         if status in STATUSES:
             found[int(broadcast_id)][str(status)] = int(count)
+    kept = await session.execute(
+        select(Broadcast.id, Broadcast.figures).where(
+            Broadcast.id.in_(list(ids)), Broadcast.figures.is_not(None)
+        )
+    )
+    for broadcast_id, counts in kept.all():  # its rows were purged: the figures stayed
+        found[int(broadcast_id)] = {k: int(v) for k, v in counts.items() if k in STATUSES}
     return {broadcast_id: Figures(**counts) for broadcast_id, counts in found.items()}
+
+
+async def purge_outbox(session: AsyncSession, *, finished_before: datetime) -> int:
+    """Retention: the outbox rows (who got which news) of broadcasts that finished before a
+    moment go; each keeps its figures. Returns how many rows went."""
+    ids = list(
+        (
+            await session.execute(
+                select(Broadcast.id).where(
+                    Broadcast.status.in_(("done", "cancelled")),
+                    Broadcast.finished_at < finished_before,
+                    Broadcast.figures.is_(None),
+                )
+            )
+        ).scalars()
+    )
+    purged = 0
+    for broadcast_id, counted in (await figures(session, ids=ids)).items():
+        await session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id)
+            .values(figures={status: getattr(counted, status) for status in STATUSES})
+        )
+        gone: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+            delete(_OUTBOX).where(_OUTBOX.c.broadcast_id == broadcast_id)
+        )
+        purged += int(gone.rowcount or 0)
+    return purged
 
 
 # ---------------------------------------------------------------- the outbox

@@ -251,6 +251,8 @@ class Broadcast(Base):
     report_message_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # Its figures by state, kept once its outbox rows (who got it) are purged by retention.
+    figures: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class OutboxMessage(Base):

@@ -628,6 +628,14 @@ def audits_so_far(session: AsyncSession) -> int:
     return int(session.info.get(AUDITED, 0))
 
 
+async def purge_audit(session: AsyncSession, *, before: datetime) -> int:
+    """Retention: admin actions recorded before a moment go. Returns how many."""
+    gone: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        delete(AuditEntry).where(AuditEntry.at < before)
+    )
+    return int(gone.rowcount or 0)
+
+
 async def latest_audit(session: AsyncSession, *, limit: int) -> list[AuditEntry]:
     """The latest admin actions, newest first."""
     rows = await session.execute(

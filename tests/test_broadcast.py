@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
+from bot.workers.watch import Watch
 from db import broadcasts as store
-from db.models import OutboxMessage, Signature, User, utcnow
+from db.models import AuditEntry, Broadcast, OutboxMessage, Signature, User, utcnow
 from db.session import create_engine, create_sessionmaker
 from handlers import news
 from handlers.admin import audience, broadcasts
@@ -400,3 +401,43 @@ def test_times_are_read_in_their_zone() -> None:
 def test_shell_texts_are_checked_as_telegram_html(text: str, problem: str | None) -> None:
     found = broadcasts.check_html(text, limit=4096)
     assert found == problem if problem is None else found is not None and problem in found
+
+
+async def test_retention_purges_who_got_old_news_and_old_audit_but_keeps_the_figures(
+    app: App,
+) -> None:
+    """Who got which news is personal data too: 90 days after a broadcast finished its
+    outbox rows go (its figures stay for /broadcasts), and admin actions after two years."""
+    await add_many(app, 6)
+    old, recent = await started(app), await started(app)
+    now = utcnow()
+    async with app.conversation.sessions() as session, session.begin():
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.broadcast_id == old).values(status="sent")
+        )
+        for broadcast_id, days in ((old, 100), (recent, 10)):
+            await session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id)
+                .values(status="done", finished_at=now - timedelta(days=days))
+            )
+        for days in (800, 5):
+            session.add(
+                AuditEntry(actor="telegram:777", action="stats", detail={},
+                           at=now - timedelta(days=days))
+            )  # fmt: skip
+        before = await store.figures(session, ids=[old, recent])
+
+    async def notify(_admin: str, _text: str) -> None:
+        raise AssertionError("nothing to tell")
+
+    await Watch(app, notify).check(now)
+    async with app.conversation.sessions() as session:
+        left = await session.execute(
+            select(OutboxMessage.broadcast_id, func.count()).group_by(OutboxMessage.broadcast_id)
+        )
+        assert dict(left.all()) == {recent: 6}
+        assert await store.figures(session, ids=[old, recent]) == before
+        assert before[old].sent == 6
+        ages = (await session.execute(select(AuditEntry.at))).scalars().all()
+        assert [(now - at.replace(tzinfo=at.tzinfo or UTC)).days for at in ages] == [5]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.app import App
 from bot.channels.outlet import Notify
-from db import alerts, dialect, milestones, queries
+from db import alerts, broadcasts, dialect, milestones, queries
 from db.models import utcnow
 from handlers.reading import places
 from words.text import format_number, format_percent_of
@@ -87,9 +87,18 @@ class Watch:
                 questions_before=now - timedelta(days=settings.question_retention_days),
                 drafts_before=now - timedelta(days=settings.draft_retention_days),
             )
-        if questions or drafts:
+            sent = await broadcasts.purge_outbox(
+                session, finished_before=now - timedelta(days=settings.outbox_retention_days)
+            )
+            audited = await queries.purge_audit(
+                session, before=now - timedelta(days=settings.audit_retention_days)
+            )
+        if questions or drafts or sent or audited:
             await dialect.forget_deleted(sessions)
-            logger.info("retention: %d questions deleted, %d drafts cleared", questions, drafts)
+            logger.info(
+                "retention: %d questions, %d drafts, %d outbox rows, %d audit entries",
+                questions, drafts, sent, audited,
+            )  # fmt: skip
         if settings.campaign_closed_on is None:
             return
         due = datetime.combine(settings.campaign_closed_on, datetime.min.time(), tzinfo=UTC)
