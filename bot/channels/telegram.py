@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 from aiogram import Bot, Dispatcher, Router
@@ -21,25 +19,15 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ChatMemberStatus, ChatType, ParseMode
 from aiogram.exceptions import (
     AiogramError,
-    ClientDecodeError,
     TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
     TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
 )
-from aiogram.methods import SendDocument, SendMessage, SendPhoto, TelegramMethod
-from aiogram.methods.base import Response
 from aiogram.types import (
     BotCommand,
     BufferedInputFile,
     CallbackQuery,
     ChatMemberUpdated,
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
-    KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -49,7 +37,8 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot.app import App
-from bot.channels.outlet import Background, Notify, Outcome, beside_nothing
+from bot.channels.botapi import keyboard_for
+from bot.channels.outlet import Background, Notify, beside_nothing
 from bot.channels.service import add_service_routes
 from bot.channels.weblog import AccessLog
 from bot.config import Settings
@@ -126,7 +115,7 @@ def _caption(message: Message) -> str | None:
 
 
 def to_markup(reply: Reply) -> Any:
-    """The keyboard Telegram shows under a reply."""
+    """The keyboard Telegram shows under a reply, as aiogram's object."""
     buttons = tuple(tuple(row) for row in reply.buttons)
     return _markup(buttons, reply.contact_label, reply.remove_keyboard)
 
@@ -136,23 +125,15 @@ def _markup(
     buttons: tuple[tuple[Button, ...], ...], contact_label: str | None, remove_keyboard: bool
 ) -> Any:
     # The same keyboards recur for every signer (26 provinces, 13 countries, per language):
-    # building them once saves validating dozens of pydantic objects per message.
-    if contact_label:
-        # A reply keyboard: the contact button is only allowed there, so the other
-        # options come along as text buttons (their labels are matched as typed text).
-        rows = [[KeyboardButton(text=contact_label, request_contact=True)]]
-        rows += [[KeyboardButton(text=button.label) for button in row] for row in buttons]
-        return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, one_time_keyboard=True)
-    if buttons:
-        return InlineKeyboardMarkup(
-            inline_keyboard=[
-                [InlineKeyboardButton(text=b.label, callback_data=b.payload) for b in row]
-                for row in buttons
-            ]
-        )
-    if remove_keyboard:
-        return ReplyKeyboardRemove()
-    return None
+    # validated once, from the Bot API's JSON that background work sends as it is.
+    data = keyboard_for(buttons, contact_label, remove_keyboard)
+    if data is None:
+        return None
+    if "inline_keyboard" in data:
+        return InlineKeyboardMarkup.model_validate(data)
+    if "keyboard" in data:
+        return ReplyKeyboardMarkup.model_validate(data)
+    return ReplyKeyboardRemove.model_validate(data)
 
 
 class TelegramChannel:
@@ -308,170 +289,6 @@ async def send_attachment(bot: Bot, chat_id: int, reply: Reply, attachment: Atta
     if caption is None and reply.text:
         sent = await bot.send_message(chat_id, reply.text, reply_markup=to_markup(reply))
     return sent
-
-
-# ---------------------------------------------------------------- broadcasts
-
-BROADCAST_TIMEOUT = 30  # seconds for one send: a slower one is retried later
-_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-# aiogram checks every answer against `Response[Message]`; pydantic keeps that class only
-# while someone holds it, and rebuilding it costs a hundredth of a second: hold it here.
-_MESSAGE_RESPONSE = Response[Message]
-
-
-def broadcast_method(reply: Reply, *, paid: bool, chat_id: int = 0) -> TelegramMethod[Message]:
-    """The Bot API call for one broadcast message: a text, or a photo or document already on
-    Telegram with its caption, and the stop button; `paid` lifts the rate limit
-    (allow_paid_broadcast)."""
-    markup = to_markup(reply)
-    paid_broadcast = True if paid else None
-    attachment = reply.attachment
-    if attachment is not None and attachment.file_id is not None:
-        caption = reply.text or None
-        if attachment.kind == "photo":
-            return SendPhoto(chat_id=chat_id, photo=attachment.file_id, caption=caption,
-                             reply_markup=markup, allow_paid_broadcast=paid_broadcast)  # fmt: skip
-        return SendDocument(chat_id=chat_id, document=attachment.file_id, caption=caption,
-                            reply_markup=markup, allow_paid_broadcast=paid_broadcast)  # fmt: skip
-    return SendMessage(chat_id=chat_id, text=reply.text, reply_markup=markup,
-                       allow_paid_broadcast=paid_broadcast)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """One version of a broadcast, ready to go: everyone gets the same form but the chat."""
-
-    reply: Reply  # held, so the cache key (its id) stays its own
-    method: TelegramMethod[Message]
-    url: str
-    form: bytes  # the urlencoded fields, without chat_id
-
-
-class TelegramOutlet:
-    """Broadcasts to Telegram chats, and the admins' progress messages (bot/workers/broadcast.py).
-
-    A broadcast sends the same message to thousands: aiogram builds its form once (defaults,
-    markup, encoding), and each send only puts the chat id in front, posts it on the bot's
-    own HTTP session, and reads the answer; refusals go through aiogram's checks, so they
-    arrive as its exceptions.
-    """
-
-    def __init__(self, bot: Bot) -> None:
-        self.bot = bot
-        self._prepared: dict[tuple[int, bool], _Prepared] = {}
-        self._timeout = aiohttp.ClientTimeout(total=bot.session.timeout)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, connections: int = 100) -> TelegramOutlet:
-        """A bot of its own, with room for `connections` sends at once."""
-        api = TelegramAPIServer.from_base(settings.telegram_api_url or "https://api.telegram.org")
-        session = AiohttpSession(api=api, limit=connections, timeout=BROADCAST_TIMEOUT)
-        return cls(build_bot(settings, session=session))
-
-    def _prepare(self, reply: Reply, paid: bool) -> _Prepared:
-        found = self._prepared.get((id(reply), paid))
-        if found is not None and found.reply is reply:
-            return found
-        if len(self._prepared) > 64:  # earlier broadcasts' versions
-            self._prepared.clear()
-        session = self.bot.session
-        method = broadcast_method(reply, paid=paid)
-        fields = []
-        for key, value in method.model_dump(warnings=False).items():
-            prepared = session.prepare_value(value, bot=self.bot, files={})
-            if prepared and key != "chat_id":
-                fields.append((key, prepared))
-        url = session.api.api_url(token=self.bot.token, method=method.__api_method__)
-        found = _Prepared(reply, method, url, urlencode(fields).encode())
-        self._prepared[(id(reply), paid)] = found
-        return found
-
-    async def _post(self, prepared: _Prepared, chat_id: int) -> str:
-        session = self.bot.session
-        assert isinstance(session, AiohttpSession)
-        client = await session.create_session()
-        body = b"chat_id=%d&" % chat_id + prepared.form
-        try:
-            async with client.post(
-                prepared.url, data=body, headers=_FORM, timeout=self._timeout
-            ) as response:
-                status, content = response.status, await response.text()
-        except (TimeoutError, aiohttp.ClientError) as error:
-            raise TelegramNetworkError(prepared.method, type(error).__name__) from error
-        if status == 200:
-            answer = json.loads(content)
-            if answer.get("ok"):
-                return str(answer["result"]["message_id"])
-        session.check_response(self.bot, prepared.method, status, content)  # raises
-        unknown = ValueError("an answer that is neither a result nor an error")
-        raise ClientDecodeError(str(unknown), unknown, content)
-
-    async def send(self, external_id: str, reply: Reply, *, paid: bool, resume: int = 0) -> Outcome:
-        """Send one broadcast message; what Telegram said, as an `Outcome` (never raises).
-        It is one message here (4,096 characters), so there are no parts to resume."""
-        try:
-            message_id = await self._post(self._prepare(reply, paid), int(external_id))
-        except TelegramRetryAfter as error:
-            return Outcome("again", error=error.message, retry_after=float(error.retry_after))
-        except TelegramForbiddenError as error:  # blocked the bot, or the account is gone
-            return Outcome("blocked", error=error.message)
-        except TelegramUnauthorizedError as error:
-            # The token is wrong: nobody can be reached. Hold everything, try now and then.
-            logger.error("Telegram refuses the bot token; broadcasts wait")
-            return Outcome("again", error=error.message, retry_after=60.0)
-        except (TelegramServerError, TelegramNetworkError) as error:
-            return Outcome("retry", error=error.message)
-        except (ClientDecodeError, ValueError, KeyError, TypeError):
-            return Outcome("retry", error="an answer that is not the Bot API's")
-        except TelegramAPIError as error:  # "chat not found", a bad file id...
-            return Outcome("failed", error=error.message)
-        except OSError as error:
-            return Outcome("retry", error=type(error).__name__)
-        return Outcome("sent", message_id=message_id)
-
-    async def post(self, chat: str, text: str) -> str | None:
-        """Send an admin a message; its id, or None (logged)."""
-        try:
-            sent = await self.bot.send_message(int(chat), text)
-        except (TelegramAPIError, ClientDecodeError, TimeoutError, OSError, ValueError) as error:
-            logger.warning("a broadcast report could not be sent: %s", type(error).__name__)
-            return None
-        return str(sent.message_id)
-
-    async def edit(self, chat: str, message_id: str, text: str) -> None:
-        """Replace the text of an admin's progress message (failures are logged)."""
-        try:
-            await self.bot.edit_message_text(
-                text=text, chat_id=int(chat), message_id=int(message_id)
-            )
-        except TelegramBadRequest as error:
-            if "not modified" not in error.message:
-                logger.warning("a broadcast report could not be edited: %s", error.message)
-        except (TelegramAPIError, ClientDecodeError, TimeoutError, OSError, ValueError) as error:
-            logger.warning("a broadcast report could not be edited: %s", type(error).__name__)
-
-    async def upload(self, chat: str, reply: Reply) -> str:
-        """Send `reply` with its file (`attachment.data`) to one chat: the file's id on
-        Telegram, to reuse for every recipient. Raises TelegramAPIError when refused."""
-        attachment = reply.attachment
-        assert attachment is not None
-        assert attachment.data is not None
-        file = BufferedInputFile(attachment.data, filename=attachment.filename)
-        markup = to_markup(reply)
-        caption = reply.text or None
-        if attachment.kind == "photo":
-            sent = await self.bot.send_photo(int(chat), file, caption=caption, reply_markup=markup)
-            if not sent.photo:
-                raise ValueError("Telegram kept no photo")
-            return sent.photo[-1].file_id
-        sent = await self.bot.send_document(int(chat), file, caption=caption, reply_markup=markup)
-        if sent.document is None:
-            raise ValueError("Telegram kept no document")
-        return sent.document.file_id
-
-    async def close(self) -> None:
-        """Close the bot's connections."""
-        await self.bot.session.close()
 
 
 def build_dispatcher(app: App) -> Dispatcher:

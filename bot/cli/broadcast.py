@@ -353,9 +353,7 @@ async def _previews(
 ) -> str | None:
     """Send the admin each version as recipients will see it; the first upload gives the
     file id the others (and every recipient) reuse. A problem, or None."""
-    from aiogram.exceptions import TelegramAPIError
-
-    from bot.channels.telegram import TelegramOutlet
+    from bot.channels.botapi import BotApiError, TelegramOutlet
     from db import queries
     from handlers.admin.audience import LANGUAGE_NAMES
     from handlers.base import Attachment, Reply
@@ -381,7 +379,7 @@ async def _previews(
             outcome = await outlet.send(chat, reply, paid=False)
             if outcome.status != "sent":
                 return f"Telegram refused the {language} version: {outcome.error}"
-    except (TelegramAPIError, ValueError) as error:
+    except (BotApiError, ValueError) as error:
         return f"Telegram refused the upload: {error}"
     finally:
         await outlet.close()

@@ -595,7 +595,7 @@ def _build(
     outlets: dict[str, Outlet] = {}
     reporter: Reporter | None = None
     if settings.telegram_bot_token is not None:
-        from bot.channels.telegram import TelegramOutlet
+        from bot.channels.botapi import TelegramOutlet
 
         connections = window_for(settings.broadcast_paid_rate)
         telegram = TelegramOutlet.from_settings(settings, connections=connections)
