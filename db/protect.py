@@ -7,6 +7,7 @@ contact and read back only to show it to them (or to an admin who asks for conta
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 
@@ -20,7 +21,9 @@ class ContactCipher:
         """`keys`: Fernet keys, newest first; `hash_key`: a separate secret for comparisons."""
         if not keys:
             raise ValueError("at least one key is needed")
-        self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
+        fernets = [Fernet(key.encode()) for key in keys]
+        self._newest = fernets[0]
+        self._fernet = MultiFernet(fernets)
         self._hash_key = hash_key.encode()
 
     def seal(self, value: str) -> str:
@@ -37,6 +40,17 @@ class ContactCipher:
     def rotate(self, token: str) -> str:
         """The same detail, sealed again with the newest key."""
         return self._fernet.rotate(token.encode()).decode()
+
+    def reseal(self, token: str) -> str | None:
+        """The token sealed with the newest key: the same token when it already is (sealing
+        again would change it for nothing), None when no key of ours opens it."""
+        with contextlib.suppress(InvalidToken, ValueError):
+            self._newest.decrypt(token.encode())
+            return token
+        try:
+            return self.rotate(token)
+        except (InvalidToken, ValueError):
+            return None
 
     def fingerprint(self, value: str) -> str:
         """A keyed hash of a normalised contact, to find duplicates without reading them.

@@ -25,7 +25,6 @@ from db.models import (
     User,
     utcnow,
 )
-from db.protect import ContactCipher
 
 # Share codes avoid letters that read alike on a poster (0/O, 1/l/I).
 _CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -385,39 +384,6 @@ async def invalidate(session: AsyncSession, *, where: SignatureFilter) -> int:
         update(Signature).where(*where.where()).values(invalidated_at=utcnow())
     )
     return result.rowcount
-
-
-async def rotate_contacts(session: AsyncSession, *, cipher: ContactCipher) -> int:
-    """Seal every stored contact again with the newest key; returns how many were changed."""
-    changed = 0
-    rows = await session.execute(
-        select(_SIGNATURES.c.id, _SIGNATURES.c.phone, _SIGNATURES.c.email).where(
-            (_SIGNATURES.c.phone.is_not(None)) | (_SIGNATURES.c.email.is_not(None))
-        )
-    )
-    for signature_id, phone, email in rows.all():
-        await session.execute(
-            update(_SIGNATURES)
-            .where(_SIGNATURES.c.id == signature_id)
-            .values(
-                phone=cipher.rotate(phone) if phone else None,
-                email=cipher.rotate(email) if email else None,
-            )
-        )
-        changed += 1
-    # Unsigned drafts can hold a sealed contact too.
-    drafts = await session.execute(select(_USERS.c.id, _USERS.c.draft))
-    for user_id, draft in drafts.all():
-        if draft and (draft.get("phone") or draft.get("email")):
-            resealed = {
-                **draft,
-                **{key: cipher.rotate(draft[key]) for key in ("phone", "email") if draft.get(key)},
-            }
-            await session.execute(
-                update(_USERS).where(_USERS.c.id == user_id).values(draft=resealed)
-            )
-            changed += 1
-    return changed
 
 
 ANONYMOUS = "(anonymised)"

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from bot.app import build_app
 from bot.channels.telegram import build_bot, build_dispatcher
 from bot.config import Settings
-from db import queries
 from db.models import Signature
 from db.protect import ContactCipher, new_key
+from db.rotation import rotate_contacts
 from tests.telegram_fakes import FakeUser, RecordingSession
 
 
@@ -123,8 +123,7 @@ async def test_rotation_reseals_every_stored_contact(
         assert old_key is not None
         fresh = new_key()
         rotating = ContactCipher([fresh, old_key.get_secret_value()], "h" * 40)
-        async with app.conversation.sessions() as db, db.begin():
-            assert await queries.rotate_contacts(db, cipher=rotating) == 1
+        assert (await rotate_contacts(app.conversation.sessions, cipher=rotating)).resealed == 1
         async with app.conversation.sessions() as db:
             email = (await db.get(Signature, 1)).email  # type: ignore[union-attr]
         assert ContactCipher([fresh], "h" * 40).open(email or "") == "dara@example.org"

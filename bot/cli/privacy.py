@@ -40,16 +40,49 @@ def run(args: argparse.Namespace, settings: Settings) -> int | None:
 
 
 async def _rotate_key(settings: Settings) -> int:
-    from db import queries
+    from db.migrate import upgrade
+    from db.rotation import Rotation, rotate_contacts
+    from db.session import create_engine, create_sessionmaker
 
     cipher = settings.contact_cipher()
     if cipher is None:
         print("DATA_KEY and HASH_KEY are not set: there is nothing to rotate.", file=sys.stderr)
         return 1
-    changed = await in_transaction(
-        settings, lambda session: queries.rotate_contacts(session, cipher=cipher)
-    )
-    print(f"{changed} records sealed again with the first key of DATA_KEY; the others can go.")
+
+    def progress(done: Rotation) -> None:
+        print(
+            f"pass {done.passes}, batch {done.batches}: {done.looked_at} looked at, "
+            f"{done.resealed} records sealed again so far",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    # One short transaction per batch, not one for everything: the bot goes on meanwhile.
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        done = await rotate_contacts(create_sessionmaker(engine), cipher=cipher, progress=progress)
+    finally:
+        await engine.dispose()
+    total = f"{done.resealed} records sealed again with the first key of DATA_KEY"
+    if done.unreadable:
+        print(
+            f"{done.unreadable} contact(s) could not be opened with any key of DATA_KEY and "
+            "were left as they were: if an older key is missing, add it at the end of "
+            "DATA_KEY and run rotate-key again.",
+            file=sys.stderr,
+        )
+    if done.last_pass:
+        print(
+            f"{done.last_pass} records were sealed with an older key again while rotating: "
+            "a process still seals with it. Restart every process with the new DATA_KEY, "
+            "then run rotate-key again.",
+            file=sys.stderr,
+        )
+    if done.unreadable or done.last_pass:
+        print(f"{total}; keep the other keys for now.")
+        return 1
+    print(f"{total}; the others can go.")
     return 0
 
 
