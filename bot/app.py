@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +15,7 @@ from bot.metrics import Metrics
 from db.migrate import upgrade
 from db.session import create_engine, create_sessionmaker
 from handlers.reading import places
-from handlers.reading.content import load_content
+from handlers.reading.content import Content, load_content
 from words.i18n import Translations
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,7 @@ class App:
 
 async def build_app(settings: Settings, *, migrate: bool = True) -> App:
     """Connect, bring the schema up to date, load catalogs and content."""
-    content = load_content(settings.petition_file, settings.faq_file)
-    places.warm_up()
+    content = load_content(settings.petition_file, settings.faq_file)  # training begins
     translations = Translations(settings.locales_dir)
     engine = create_engine(settings.database_url)
     if migrate:
@@ -58,11 +58,7 @@ async def build_app(settings: Settings, *, migrate: bool = True) -> App:
             "DATA_KEY and HASH_KEY are not set: the bot will not ask for phone numbers or "
             "e-mails (it cannot keep them encrypted)"
         )
-    # Everything loaded so far (libraries, catalogs, place names) lives as long as the
-    # process: keep it out of the collector's full passes, which would otherwise scan it
-    # all and pause every conversation for a fifth of a second now and then.
-    gc.collect()
-    gc.freeze()
+    threading.Thread(target=_warm_up, args=(content,), name="warm-up", daemon=True).start()
     return App(
         settings=settings,
         engine=engine,
@@ -70,3 +66,19 @@ async def build_app(settings: Settings, *, migrate: bool = True) -> App:
         translations=translations,
         metrics=conversation.metrics,
     )
+
+
+def _warm_up(content: Content) -> None:
+    """Beside the start: the place names' tables and the FAQ's matcher, which the first
+    signers and questions would otherwise wait for; then everything loaded (libraries,
+    catalogs, tables), which lives as long as the process, is kept out of the collector's
+    full passes, which would otherwise scan it all and pause every conversation for a
+    fifth of a second now and then."""
+    try:
+        places.warm_up()
+        content.faq.matcher  # noqa: B018 (waits for the training)
+    except Exception:
+        logger.exception("warming up failed; the first people will wait for it instead")
+        return
+    gc.collect()
+    gc.freeze()

@@ -1,6 +1,11 @@
 """Telegram through aiogram 3: updates become `Incoming`, `Reply` becomes Bot API calls."""
 
+# ruff: noqa: E402 (aiogram is imported after its models are told to build on first use)
 from __future__ import annotations
+
+from bot.channels.on_demand import import_aiogram
+
+import_aiogram()
 
 import asyncio
 import contextlib

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,17 +23,32 @@ def build_matcher(topics: Sequence[Topic]) -> Matcher:
     return Matcher(examples)
 
 
+# Training the matcher takes a second or two: it happens beside the start-up, not before it.
+_TRAINING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faq-matcher")
+
+
 @dataclass(slots=True)
 class Faq:
     """The topics in their file's order, and the matcher built from them."""
 
     topics: list[Topic]
-    matcher: Matcher = field(init=False)
     by_id: dict[str, Topic] = field(init=False)
+    _matcher: Future[Matcher] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.matcher = build_matcher(self.topics)
         self.by_id = {topic.id: topic for topic in self.topics}
+        self._matcher = _TRAINING.submit(build_matcher, self.topics)
+
+    @property
+    def matcher(self) -> Matcher:
+        """The matcher, trained in the background from the moment the FAQ was read (a
+        question asked in the first seconds of a start waits for it)."""
+        return self._matcher.result()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the matcher is trained."""
+        return self._matcher.done()
 
 
 @dataclass(frozen=True, slots=True)
