@@ -212,7 +212,10 @@ class Conversation:
             logger.exception("could not forget %d replies already sent", len(sent))
 
     def _slow_down(self, key: str) -> Reply:
-        _ = self.translations.get(self._languages.get(key)).gettext
+        return self._slow_down_in(self._languages.get(key))
+
+    def _slow_down_in(self, language: str | None) -> Reply:
+        _ = self.translations.get(language).gettext
         return Reply(_("You are sending messages very fast. Please wait a few seconds."))
 
     async def close(self) -> None:
@@ -267,6 +270,19 @@ class Conversation:
                     continue
                 user.recent_updates = [*user.recent_updates, job.update_key][-RECENT_UPDATES:]
             user.last_seen_at = utcnow()
+            verdict, user.burst_started_at, user.burst_count = self.flood.check_burst(
+                user.burst_started_at, user.burst_count, user.last_seen_at
+            )
+            if verdict is not Verdict.HANDLE:
+                # Over the limit counted by every process together (see bot/flood.py).
+                if verdict is Verdict.WARN:
+                    logger.warning(
+                        "flood limit reached by a user on %s (all processes)", job.channel
+                    )
+                answers.append(
+                    [self._slow_down_in(user.language)] if verdict is Verdict.WARN else []
+                )
+                continue
             if user.language:
                 # Only for the flood warning's language: a cache, cleared when it grows big.
                 if len(self._languages) > 100_000:

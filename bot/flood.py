@@ -1,4 +1,9 @@
-"""A per-person flood limit: past it, updates are dropped after one polite warning."""
+"""A per-person flood limit: past it, updates are dropped after one polite warning.
+
+Counted twice: in the process's memory first (a flood then costs neither the database nor
+other people), and on the person's row in the batch, where every process counts the same
+burst: with two processes behind a balancer the limit stays the limit, not twice it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 
 
@@ -43,6 +49,21 @@ class FloodGuard:
         if len(self._seen) > 10_000:
             self._forget_idle(now)
         return Verdict.HANDLE
+
+    def check_burst(
+        self, started: datetime | None, count: int, now: datetime
+    ) -> tuple[Verdict, datetime, int]:
+        """Count one update in the burst kept on the person's row (when it began, how many
+        so far): the verdict, and the burst to write back. A burst lasts `window` seconds
+        from its first update; the first update past `limit` in it is warned."""
+        if started is not None and started.tzinfo is None:  # SQLite keeps no time zone
+            started = started.replace(tzinfo=UTC)
+        if started is None or not 0 <= (now - started).total_seconds() < self.window:
+            return Verdict.HANDLE, now, 1
+        count += 1
+        if count <= self.limit:
+            return Verdict.HANDLE, started, count
+        return (Verdict.WARN if count == self.limit + 1 else Verdict.DROP), started, count
 
     def _forget_idle(self, now: float) -> None:
         idle = [

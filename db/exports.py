@@ -13,7 +13,7 @@ from sqlalchemy import Select, Table, insert, null, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Signature, User, VolunteerCode
-from db.queries import SignatureFilter, take_numbers
+from db.queries import SignatureFilter, count_signatures, take_numbers
 
 _SIGNATURES: Table = Signature.__table__  # type: ignore[assignment]
 _USERS: Table = User.__table__  # type: ignore[assignment]
@@ -183,4 +183,5 @@ async def add_signatures(session: AsyncSession, *, rows: Sequence[dict[str, Any]
     ]
     for start in range(0, len(numbered), INSERT_BATCH):
         await session.execute(statement, numbered[start : start + INSERT_BATCH])
+    await count_signatures(session, sum(1 for row in rows if row.get("invalidated_at") is None))
     return len(rows)

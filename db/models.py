@@ -67,6 +67,10 @@ class User(Base):
     agreed_at: Mapped[datetime | None] = mapped_column()
     # The platform refused to deliver to them (they blocked the bot, or the account is gone).
     unreachable_at: Mapped[datetime | None] = mapped_column()
+    # Their latest burst of updates (bot/flood.py): when it began and how many so far, here
+    # so that every process counts the same burst.
+    burst_started_at: Mapped[datetime | None] = mapped_column()
+    burst_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Signature(Base):
@@ -136,8 +140,9 @@ class Alert(Base):
 
 
 class Counter(Base):
-    """A number handed out one at a time across processes (the row is locked while a
-    transaction takes one): `signers`, the signer numbers."""
+    """A number kept across processes (the row is locked while a transaction changes it):
+    `signers`, the last signer number handed out; `counted`, the signatures counted (not
+    set aside), changed by every statement that adds, removes or sets aside signatures."""
 
     __tablename__ = "counters"
 

@@ -48,6 +48,8 @@ class UserState:
     created_at: datetime
     blocked: bool
     agreed_at: datetime | None = None
+    burst_started_at: datetime | None = None  # the flood limit's count (bot/flood.py)
+    burst_count: int = 0
     signature_id: int | None = None  # read with the row; not written back
     admin_row: bool = False  # an admin added from the chat (read with the row)
     _saved: tuple[Any, ...] = field(default=(), repr=False)
@@ -60,7 +62,8 @@ class UserState:
 
 # What a conversation may change on a person's row.
 _SAVED = ("language", "step", "draft", "referred_by", "share_code", "updates_opt_in",
-          "last_seen_at", "recent_updates", "agreed_at")  # fmt: skip
+          "last_seen_at", "recent_updates", "agreed_at", "burst_started_at",
+          "burst_count")  # fmt: skip
 # Admins are Telegram ids; the console chat acts as the Telegram user of the same id.
 ADMIN_CHANNEL = "telegram"
 ADMIN_CHANNELS = ("telegram", "console")
@@ -189,10 +192,14 @@ async def add_signature(
         "updated_at": now, "number": await take_numbers(session, count=1), **fields,
     }  # fmt: skip
     statement = insert_ignoring_conflicts(session, _SIGNATURES, (_SIGNATURES.c.id,))
-    return (await session.execute(statement, [row])).scalar_one_or_none()
+    signature_id: int | None = (await session.execute(statement, [row])).scalar_one_or_none()
+    if signature_id is not None:
+        await count_signatures(session, 1)
+    return signature_id
 
 
 SIGNERS = "signers"
+COUNTED = "counted"
 
 
 async def take_numbers(session: AsyncSession, *, count: int) -> int:
@@ -227,10 +234,39 @@ async def update_signature(
 
 async def withdraw_signature(session: AsyncSession, *, user_id: int) -> bool:
     """Delete the user's signature; False when there was none."""
-    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
-        delete(Signature).where(Signature.user_id == user_id)
+    return await _delete_signatures(session, _SIGNATURES.c.user_id == user_id) > 0
+
+
+async def _delete_signatures(session: AsyncSession, where: Any) -> int:
+    """Delete signatures, keeping the count of those counted; how many went."""
+    gone = await session.execute(
+        delete(_SIGNATURES).where(where).returning(_SIGNATURES.c.invalidated_at)
     )
-    return result.rowcount > 0
+    set_aside = gone.scalars().all()
+    await count_signatures(session, -sum(1 for when in set_aside if when is None))
+    return len(set_aside)
+
+
+async def count_signatures(session: AsyncSession, change: int) -> None:
+    """Add `change` to the signatures counted, in the caller's transaction (whose row lock
+    orders the processes). Every statement that adds, deletes or sets aside signatures
+    calls this with what it did."""
+    # The row is made by migration 0014; without it the count is taken the slow way.
+    if change:
+        await session.execute(
+            update(Counter).where(Counter.name == COUNTED).values(value=Counter.value + change)
+        )
+
+
+async def counted_signatures(session: AsyncSession) -> int:
+    """The number of signatures counted (those set aside by an admin are not), in O(1)."""
+    value = (
+        await session.execute(select(Counter.value).where(Counter.name == COUNTED))
+    ).scalar_one_or_none()
+    if value is None:
+        counted = select(func.count(Signature.id)).where(Signature.invalidated_at.is_(None))
+        return int((await session.execute(counted)).scalar_one())
+    return int(value)
 
 
 async def standing(session: AsyncSession, *, signature_id: int) -> tuple[int, int]:
@@ -239,12 +275,7 @@ async def standing(session: AsyncSession, *, signature_id: int) -> tuple[int, in
     number = (
         await session.execute(select(Signature.number).where(Signature.id == signature_id))
     ).scalar_one_or_none()
-    total = (
-        await session.execute(
-            select(func.count(Signature.id)).where(Signature.invalidated_at.is_(None))
-        )
-    ).scalar_one()
-    return int(number or 0), int(total)
+    return int(number or 0), await counted_signatures(session)
 
 
 def ensure_share_code(user: UserState) -> str:
@@ -303,7 +334,7 @@ async def erase_person(session: AsyncSession, *, user_id: int) -> None:
     await session.execute(delete(UnansweredQuestion).where(UnansweredQuestion.user_id == user_id))
     await session.execute(delete(OutboxMessage).where(OutboxMessage.user_id == user_id))
     await session.execute(delete(PendingReply).where(PendingReply.user_id == user_id))
-    await session.execute(delete(_SIGNATURES).where(_SIGNATURES.c.user_id == user_id))
+    await _delete_signatures(session, _SIGNATURES.c.user_id == user_id)
     await session.execute(delete(_USERS).where(_USERS.c.id == user_id))
     session.info.setdefault(ERASED, set()).add(user_id)
     mark_deleted(session)
@@ -381,8 +412,11 @@ async def count_matching(session: AsyncSession, *, where: SignatureFilter) -> in
 async def invalidate(session: AsyncSession, *, where: SignatureFilter) -> int:
     """Set the matching signatures aside (kept for review, no longer counted)."""
     result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
-        update(Signature).where(*where.where()).values(invalidated_at=utcnow())
+        update(Signature)
+        .where(*where.where())  # counted ones only: each is counted off once
+        .values(invalidated_at=utcnow())
     )
+    await count_signatures(session, -result.rowcount)
     return result.rowcount
 
 

@@ -51,6 +51,7 @@ async def seed(app: App, count: int, *, first: int = 0) -> None:
             await session.execute(
                 insert(signatures), {**signature, "user_id": user_id, "number": number}
             )
+            await queries.count_signatures(session, 1)
 
 
 async def to_review(someone: FakeUser, name: str = "Sok Dara") -> None:
