@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.metrics import Metrics
 from db.migrate import upgrade
-from db.session import create_engine, create_sessionmaker
+from db.session import create_engine, create_reader, create_sessionmaker
 from handlers.reading import places
 from handlers.reading.content import Content, load_content
 from words.i18n import Translations
@@ -30,11 +30,14 @@ class App:
     conversation: Conversation
     translations: Translations
     metrics: Metrics = field(default_factory=Metrics)
+    reader: AsyncEngine | None = None  # long reads beside the writer (SQLite)
 
     async def close(self) -> None:
         """Finish the updates in hand, then release the database."""
         await self.conversation.close()
         await self.engine.dispose()
+        if self.reader is not None:
+            await self.reader.dispose()
 
 
 async def build_app(settings: Settings, *, migrate: bool = True) -> App:
@@ -44,8 +47,10 @@ async def build_app(settings: Settings, *, migrate: bool = True) -> App:
     engine = create_engine(settings.database_url)
     if migrate:
         await upgrade(engine)
+    reader = create_reader(engine)
     conversation = Conversation(
         sessions=create_sessionmaker(engine),
+        readers=create_sessionmaker(reader) if reader is not None else None,
         translations=translations,
         content=content,
         goal=settings.petition_goal,
@@ -65,6 +70,7 @@ async def build_app(settings: Settings, *, migrate: bool = True) -> App:
         conversation=conversation,
         translations=translations,
         metrics=conversation.metrics,
+        reader=reader,
     )
 
 

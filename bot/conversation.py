@@ -98,6 +98,7 @@ class Conversation:
     admin_ids: frozenset[str] = frozenset()
     cipher: ContactCipher | None = None
     question_days: int = 90  # how long unanswered questions are kept (the privacy notice)
+    readers: async_sessionmaker[AsyncSession] | None = None  # long reads (db/session.py)
     metrics: Metrics = field(default_factory=Metrics)
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     flood: FloodGuard = field(default_factory=FloodGuard)
@@ -148,14 +149,16 @@ class Conversation:
             self._queue.append(job)
             if self._drainer is None or self._drainer.done():
                 self._drainer = asyncio.create_task(self._drain(), name="conversation-batches")
-            replies = await done
+            answered = await done
+            # A reply with only work to do later (/stats) says nothing now.
+            replies = [r for r in answered if r.text or r.attachment is not None]
             if deliver is not None and replies:
                 sent = await deliver(replies)
                 if sent is not False and job.kept is not None:
                     self._forget_soon(job.kept)
         finally:
             held.release()
-        for reply in replies:
+        for reply in answered:
             if reply.later is not None:
                 self._follow_up(channel, user_id, reply.later, deliver)
         return replies
@@ -344,6 +347,7 @@ class Conversation:
             admin_ids=self.admin_ids,
             cipher=self.cipher,
             question_days=self.question_days,
+            readers=self.readers,
         )
 
     async def _sorry(self, channel: str, user_id: str) -> list[Reply]:

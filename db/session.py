@@ -97,6 +97,32 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+def create_reader(engine: AsyncEngine) -> AsyncEngine | None:
+    """For long reads (/stats over every signature) beside the writer: on a SQLite file, a
+    connection of its own that only reads (WAL lets it read while the writer writes, and
+    neither waits); None elsewhere, where the engine's pool already has room for it."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    reader = create_async_engine(
+        url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+        hide_parameters=True,
+        pool_reset_on_return=None,
+    )
+
+    @event.listens_for(reader.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    return reader
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep their objects readable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)

@@ -163,6 +163,8 @@ class Context:
     admin_ids: frozenset[str] = frozenset()  # the admins set in ADMIN_IDS
     cipher: ContactCipher | None = None  # None: no keys set, so contacts are not asked for
     question_days: int = 90  # how long unanswered questions are kept (QUESTION_RETENTION_DAYS)
+    # For long reads in `Reply.later` work (/stats): sessions that read beside the writer.
+    readers: async_sessionmaker[AsyncSession] | None = None
 
     @property
     def is_owner(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import UTC, datetime
 from typing import Any
@@ -124,6 +125,10 @@ class FakeUser:
         """Feed one update to the dispatcher; return what the bot sent in answer."""
         before = len(self.session.sent())
         await self.dispatcher.feed_update(self.bot, update)
+        # What the bot finishes after the update (/stats, a poster) arrives before the
+        # person looks, as it would a moment later on a phone.
+        later = [t for t in asyncio.all_tasks() if t.get_name() == "conversation-follow-up"]
+        await asyncio.gather(*later, return_exceptions=True)
         self.seen = [m for m in self.session.sent()[before:] if m.chat_id == self.chat.id]
         return self.seen
 

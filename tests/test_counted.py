@@ -61,8 +61,9 @@ async def test_every_change_keeps_the_count(
 
     now = utcnow()
     paper = [
-        {"user_id": None, "full_name": f"Paper {n}", "country": "US", "language": "km", "birth_province": "12", "region": None,
-         "channel": "paper", "source": "import", "created_at": now, "updated_at": now}
+        {"user_id": None, "full_name": f"Paper {n}", "country": "US", "language": "km",
+         "birth_province": "12", "region": None, "channel": "paper", "source": "import",
+         "created_at": now, "updated_at": now}
         for n in range(3)
     ]  # fmt: skip
     async with admin_app.conversation.sessions() as session, session.begin():

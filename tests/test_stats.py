@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -112,13 +113,23 @@ async def seed(app: App, *, admin_language: str) -> None:
 
 
 async def console_stats(app: App) -> list[Reply]:
-    return await app.conversation.process(
+    """What an admin gets for /stats: counted and drawn after the update, then sent."""
+    delivered: list[Reply] = []
+
+    async def deliver(replies: list[Reply]) -> bool:
+        delivered.extend(replies)
+        return True
+
+    await app.conversation.process(
         channel="console",
         user_id=str(ADMIN),
         update_key=None,
         incoming=Incoming.message("/stats"),
         share_link=lambda code: None,
+        deliver=deliver,
     )
+    await app.conversation.settle()
+    return delivered
 
 
 ENGLISH = [
@@ -446,3 +457,33 @@ async def test_top_codes_and_days_are_right_with_and_without_signatures_set_asid
         assert (found.total, found.set_aside) == (25, 0)
         assert found.by_country == [("US", 22), ("FR", 3)]
         assert found.per_day == [(date(2026, 11, 17), 3), (date(2026, 11, 22), 22)]
+
+
+async def test_others_are_answered_while_stats_are_counted(
+    admin_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /stats reads every signature (half a second at 100,000): it runs in a transaction of
+    # its own, so a signer who writes meanwhile is answered without waiting for it.
+    counting, may_finish = asyncio.Event(), asyncio.Event()
+    real = stats.figures
+
+    async def slow_figures(*args: Any, **kwargs: Any) -> Any:
+        counting.set()
+        await may_finish.wait()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "figures", slow_figures)
+    asked = asyncio.create_task(console_stats(admin_app))
+    await asyncio.wait_for(counting.wait(), 10)
+    signer = await asyncio.wait_for(
+        admin_app.conversation.process(
+            channel="console", user_id="4242", update_key=None,
+            incoming=Incoming.message("/start"), share_link=lambda code: None,
+        ),
+        10,
+    )  # fmt: skip
+    assert signer != []
+    assert not asked.done()
+    may_finish.set()
+    replies = await asked
+    assert replies[0].text.startswith("<b>📊")

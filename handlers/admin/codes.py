@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from db import codes, queries
@@ -21,6 +23,9 @@ from drawings.poster import make_poster
 from handlers.admin.registry import Commands
 from handlers.base import Attachment, Context, Incoming, Reply
 from words.text import format_day, format_number, normalise
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 logger = logging.getLogger(__name__)
 
@@ -170,11 +175,23 @@ async def _poster(ctx: Context, found: codes.FoundCode | None, intro: str) -> li
             "Set TELEGRAM_BOT_USERNAME, or ask me on Telegram."
         )
         return [Reply(f"{intro}\n\n{missing}" if intro else missing)]
-    title = found.name if found else None
-    poster = await asyncio.to_thread(make_poster, link, title)
     which = {"code": found.code, "kind": found.kind} if found else {"kind": "bot"}
     await queries.audit(ctx.session, actor=ctx.actor, action="qr", **which)
-    lines = [intro, ""] if intro else []
+    # Drawn after the update (some 400 ms), beside the conversation: nobody else waits.
+    # What was done (`intro`) is said at once; the poster follows.
+    return [Reply(intro, later=partial(_drawn, ctx, found, link))]
+
+
+async def _drawn(
+    ctx: Context,
+    found: codes.FoundCode | None,
+    link: str,
+    _sessions: async_sessionmaker[AsyncSession],
+) -> list[Reply]:
+    _ = ctx.gettext
+    title = found.name if found else None
+    poster = await asyncio.to_thread(make_poster, link, title)
+    lines = []
     if found is None:
         lines.append(_("The QR code of the bot's own link:"))
     elif found.kind == "volunteer":
