@@ -60,6 +60,7 @@ MENU = (
 PROFILE_LOCALES = (("default", "en"), ("km_KH", "km"))
 MAX_PENDING_PAGES = 10_000  # people in the middle of a paged list; the oldest are forgotten
 MAX_SKEW = 60  # seconds an event may be dated ahead of this server's clock (clocks differ)
+ANSWER_WITHIN = 15.0  # seconds a webhook call waits for its events' answers before its 200
 # Graph API error codes that mean "try again later", whatever the HTTP status says.
 _TEMPORARY_CODES = {1, 2, 4, 17, 32, 613}
 # Our payloads are short ASCII codes ("b:17"); anything else in a quick reply is what the
@@ -413,7 +414,7 @@ class MessengerChannel:
         return web.Response(status=403)
 
     async def receive(self, request: web.Request) -> web.Response:
-        """A webhook call: signature first, then 200 at once; the events run in the background."""
+        """A webhook call: signature first, then the events answered, then 200."""
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.Response(status=413)
         # The server's client_max_size (MAX_BODY) also stops a chunked body that grows too big.
@@ -433,12 +434,20 @@ class MessengerChannel:
         except MalformedCall as problem:
             logger.warning("Messenger webhook call not shaped like Messenger's (%s)", problem)
             return web.Response(status=400)
+        handling = []
         for event in self._fresh(events):
             # Tasks start in creation order and take the person's turn first thing, so one
             # person's events are handled in the order Messenger sent them.
             task = asyncio.create_task(self.handle(event), name="messenger-event")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            handling.append(task)
+        if handling:
+            # Handled, committed and answered before Messenger hears 200: a process that
+            # dies before then leaves the call unanswered, Messenger sends it again, and the
+            # conversation recognises it and sends what it had to say (never lost). Past
+            # ANSWER_WITHIN the 200 goes anyway (Messenger waits 20 s), the tasks go on.
+            await asyncio.wait(handling, timeout=ANSWER_WITHIN)
         return web.Response(text="EVENT_RECEIVED")
 
     def _fresh(self, events: list[Event]) -> list[Event]:
@@ -508,12 +517,9 @@ class MessengerChannel:
             held.release()
 
     async def send(self, psid: str, replies: list[Reply]) -> None:
-        """Send replies in order, quick replies under each; a failure stops the rest, logged."""
-        # The indicator goes out once the answer is known, so a redelivered event (no
-        # answer) never leaves "typing…" hanging.
-        await self.client.post(
-            "me/messages", {"recipient": {"id": psid}, "sender_action": "typing_on"}
-        )
+        """Send replies in order, quick replies under each; a failure stops the rest, logged.
+        No "typing…" indicator: the answer follows the message at once, and the indicator
+        would double the Graph API calls of every answer."""
         self._paged.pop(psid, None)
         for reply in replies:
             if reply.to is not None:
