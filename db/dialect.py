@@ -57,6 +57,7 @@ async def forget_deleted(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session:
         if session.bind is None or session.bind.dialect.name != "sqlite":
             return
-        connection = await session.connection()
+        # Outside a transaction: a checkpoint cannot run inside one.
+        connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         await session.commit()

@@ -84,6 +84,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # The driver would send BEGIN only before the first write, so what a transaction
+        # read first (a person's row) could be overwritten by another process in between
+        # and then written back over it: every transaction begins as a writer instead
+        # (below), and another process's waits for it (busy_timeout).
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -93,6 +98,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # not left in free pages for whoever copies the file (see db/dialect.forget_deleted).
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -146,13 +147,22 @@ async def test_an_opt_out_written_meanwhile_by_a_broadcast_worker_is_kept(
         await session.execute(update(User).values(updates_opt_in=True))
 
     worker = create_engine(database_url)
+
+    async def opt_out() -> None:
+        async with create_sessionmaker(worker)() as other, other.begin():
+            await other.execute(update(User).values(updates_opt_in=False))
+
     try:
         async with app.conversation.sessions() as session, session.begin():
             [user] = (await queries.load_users(session, identities=[("telegram", "3030")])).values()
-            async with create_sessionmaker(worker)() as other, other.begin():
-                await other.execute(update(User).values(updates_opt_in=False))
+            # The conversation's transaction is the writer from its start: the worker's
+            # waits for it (busy_timeout) instead of slipping in between read and write.
+            waiting = asyncio.create_task(opt_out())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
             user.step = "idle" if user.step != "idle" else "new"  # saved for another reason
             assert await queries.save_users(session, users=[user]) == 1
+        await waiting
     finally:
         await worker.dispose()
     async with app.conversation.sessions() as session:

@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.flood import FloodGuard
 from db import queries
 from db.models import Signature
+from handlers.base import Incoming, Reply
 from tests.telegram_fakes import FakeUser, RecordingSession
 
 SIGNERS = 40
@@ -142,6 +143,43 @@ async def test_a_signature_committed_while_waiting_for_the_lock_is_seen(
             assert not waiting.done()  # it waits for the row
             await one.commit()
             assert await waiting is not None
+    finally:
+        for app in apps:
+            await app.close()
+
+
+async def test_one_persons_updates_reaching_two_processes_at_once_take_turns(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """What holds across processes (the README's deployment section): two updates of one
+    person handled at the same moment by two processes are handled one after the other,
+    the second seeing all the first wrote; which goes first is the order they reach the
+    database, not the order the person sent them. Here nothing written is lost: both are
+    recorded, and the person ends where the second left them."""
+    apps = [await build_app(make_settings()) for _ in range(2)]
+    for app in apps:
+        app.conversation.flood = FloodGuard(limit=1_000_000)
+    try:
+
+        async def update(app_index: int, key: str, incoming: Incoming) -> list[Reply]:
+            return await apps[app_index].conversation.process(
+                channel="telegram", user_id="83001", update_key=key, incoming=incoming,
+                share_link=lambda code: None,
+            )  # fmt: skip
+
+        await update(0, "u1", Incoming.message("/start"))
+        await update(1, "u2", Incoming.button("l:en"))
+        for round_ in range(5):
+            answers = await asyncio.gather(
+                update(0, f"a{round_}", Incoming.message("/help")),
+                update(1, f"b{round_}", Incoming.message("/privacy")),
+            )
+            assert all(answer != [] for answer in answers)
+        async with apps[0].conversation.sessions() as session:
+            recent = (await queries.load_users(session, identities=[("telegram", "83001")]))[
+                ("telegram", "83001")
+            ].recent_updates
+        assert {f"a{n}" for n in range(5)} | {f"b{n}" for n in range(5)} <= set(recent)
     finally:
         for app in apps:
             await app.close()
