@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from db.models import PendingReply
+from db.models import PendingReply, Signature, User
+from db.session import create_engine
 from handlers.base import Incoming, Reply
 from tests.botapi_server import FakeBotAPI
 from tests.conftest import DATA_KEY, HASH_KEY, TOKEN
@@ -32,13 +32,15 @@ FLOW = [
 ]  # fmt: skip
 
 
-async def start_bot(server: FakeBotAPI, folder: Path) -> asyncio.subprocess.Process:
+async def start_bot(
+    server: FakeBotAPI, folder: Path, database_url: str | None = None
+) -> asyncio.subprocess.Process:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("TELEGRAM_", "WEBHOOK_", "MESSENGER_"))}  # fmt: skip
     env.update(
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_URL=server.url,
-        DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'crash.sqlite3'}",
+        DATABASE_URL=database_url or f"sqlite+aiosqlite:///{folder / 'crash.sqlite3'}",
         DATA_KEY=DATA_KEY,
         HASH_KEY=HASH_KEY,
         LOG_LEVEL="WARNING",
@@ -66,7 +68,9 @@ def all_confirmed(server: FakeBotAPI, last_id: int) -> bool:
     return bool(offsets) and max(offsets) > last_id
 
 
-async def test_killed_at_random_the_bot_loses_and_doubles_nothing(tmp_path: Path) -> None:
+async def test_killed_at_random_the_bot_loses_and_doubles_nothing(
+    tmp_path: Path, database_url: str
+) -> None:
     rng = random.Random(20140309)
     async with FakeBotAPI(long_poll_cap=0.2) as server:
         people = [Person(server, 7000 + number) for number in range(SIGNERS)]
@@ -74,7 +78,7 @@ async def test_killed_at_random_the_bot_loses_and_doubles_nothing(tmp_path: Path
 
         kills = 0
         while True:
-            process = await start_bot(server, tmp_path)
+            process = await start_bot(server, tmp_path, database_url)
             if kills < KILLS:
                 # Somewhere between start-up and the middle of the work.
                 await asyncio.sleep(rng.uniform(2.0, 4.5))
@@ -103,11 +107,19 @@ async def test_killed_at_random_the_bot_loses_and_doubles_nothing(tmp_path: Path
             # The last step's answer (the thanks) reached them.
             assert any(RECORDED in str(params.get("text")) for params in sent[-2:])
 
-    with sqlite3.connect(tmp_path / "crash.sqlite3") as connection:
-        signed = connection.execute("SELECT count(*), count(DISTINCT user_id) FROM signatures")
-        assert signed.fetchone() == (SIGNERS, SIGNERS)  # none lost, none doubled
-        steps = connection.execute("SELECT DISTINCT step FROM users").fetchall()
-        assert steps == [("idle",)]  # everyone where their last update left them
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            signed = await connection.execute(
+                select(func.count(), func.count(func.distinct(Signature.user_id)))
+            )
+            assert tuple(signed.one()) == (SIGNERS, SIGNERS)  # none lost, none doubled
+            steps = (await connection.execute(select(User.step).distinct())).all()
+            assert [tuple(step) for step in steps] == [
+                ("idle",)
+            ]  # where their last update left them
+    finally:
+        await engine.dispose()
 
 
 async def test_an_answer_committed_but_not_sent_goes_when_the_update_comes_again(
