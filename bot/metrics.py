@@ -33,10 +33,21 @@ class Metrics:
         self.signatures = Gauge(
             "petitionbot_signatures", "Signatures counted (not set aside)", registry=self.registry
         )
+        self.answers = Counter(
+            "petitionbot_answers_sent", "Messages sent to people in answer, by channel",
+            ["channel"], registry=self.registry,
+        )  # fmt: skip
+        # Answers not yet counted in the database, where broadcasters read them (db/sends.py).
+        self.unpublished: dict[str, int] = {}
         self.outbox = Gauge(
             "petitionbot_outbox_depth", "Broadcast messages waiting or in flight",
             registry=self.registry,
         )  # fmt: skip
+
+    def answered(self, channel: str, count: int = 1) -> None:
+        """Count answers sent to people on `channel`."""
+        self.answers.labels(channel).inc(count)
+        self.unpublished[channel] = self.unpublished.get(channel, 0) + count
 
     def render(self) -> bytes:
         """The page, in Prometheus' text format."""

@@ -61,3 +61,22 @@ async def forget_deleted(sessions: async_sessionmaker[AsyncSession]) -> None:
         connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         await session.commit()
+
+
+def insert_adding(session: AsyncSession, table: Table, key: str, column: str) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET column = column + the new row's, for the
+    session's dialect: a count that several processes add to."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return _adding(dialect, table, key, column)
+
+
+@cache
+def _adding(dialect: str, table: Table, key: str, column: str) -> Insert:
+    module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
+    if module is None:
+        raise NotImplementedError(f"no adding insert for {dialect}")
+    statement = module.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={column: table.c[column] + statement.excluded[column]},
+    )

@@ -250,7 +250,10 @@ class TelegramChannel:
         sent = True
         for reply in replies:
             target = int(reply.to) if reply.to and reply.to.isdigit() else chat_id
-            if not await self._send_one(bot, target, reply) and reply.to is None:
+            if await self._send_one(bot, target, reply):
+                # Counted against the bot's overall rate, which broadcasts share.
+                self.app.metrics.answered(CHANNEL)
+            elif reply.to is None:
                 sent = False  # the others still go: each answer stands on its own
         return sent
 
