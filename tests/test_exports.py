@@ -397,10 +397,18 @@ async def test_the_console_saves_the_export(admin_app: App, tmp_path: Path) -> N
     await seed(admin_app, signature())
 
     async def console(text: str) -> list[Any]:
-        return await admin_app.conversation.process(
+        shown: list[Any] = []
+
+        async def deliver(replies: list[Any]) -> bool:
+            shown.extend(replies)
+            return True
+
+        await admin_app.conversation.process(
             channel="console", user_id=str(ADMIN), update_key=None,
-            incoming=Incoming.message(text), share_link=lambda code: None,
+            incoming=Incoming.message(text), share_link=lambda code: None, deliver=deliver,
         )  # fmt: skip
+        await admin_app.conversation.settle()  # the file follows the update
+        return shown
 
     await console("/start")
     await console("English")

@@ -107,4 +107,7 @@ async def chat(
             share_link=share_link,
             deliver=show,
         )
+        # One person at this keyboard: what is finished after the update (/stats, a file)
+        # is shown before the next prompt.
+        await app.conversation.settle()
         pending = None

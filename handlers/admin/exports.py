@@ -479,29 +479,24 @@ async def _send(
     matching = await queries.count_matching(ctx.session, where=request.where)
     if matching == 0:
         return [Reply(_("No counted signature matches that."), to=to)]
+    # Made after the update, beside the conversation, whatever its size: nobody else waits
+    # for a file to be written. A large one is announced; a small one simply follows.
+    later = partial(
+        _made_later,
+        request=request,
+        actor=actor,
+        gettext=gettext,
+        language=language,
+        cipher=ctx.cipher,
+        to=to,
+    )
+    text = ""
     if matching > INLINE_ROWS:
-        later = partial(
-            _made_later,
-            request=request,
-            actor=actor,
-            gettext=gettext,
-            language=language,
-            cipher=ctx.cipher,
-            to=to,
-        )
         text = _(
             "Making the file of {count} signatures: it comes in a minute or two. You can go "
             "on meanwhile."
         ).format(count=format_number(matching, language))
-        return [Reply(text, later=later, to=to)]
-    buffer = io.BytesIO()
-    count = await write_export(
-        ctx.session, buffer, request, gettext=gettext, language=language, cipher=ctx.cipher
-    )
-    await audit_export(ctx.session, actor=actor, request=request, count=count, language=language)
-    return _file_replies(
-        buffer.getvalue(), request, count, gettext=gettext, language=language, to=to
-    )
+    return [Reply(text, later=later, to=to)]
 
 
 async def _made_later(
