@@ -12,7 +12,7 @@ TOOLS := .venv-tools
 PO := $(wildcard locales/*/LC_MESSAGES/messages.po)
 MO := $(PO:.po=.mo)
 
-.PHONY: run test lint format install install-dev lock compile i18n-extract i18n-update bench bench-quick bench-faq bench-trust bench-admin bench-broadcast clean
+.PHONY: run test lint format install install-dev lock compile i18n-extract i18n-update bench bench-quick bench-faq bench-trust bench-admin bench-broadcast bench-http bench-startup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,7 +69,7 @@ i18n-update: i18n-extract
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --ignore-obsolete
 
 bench: install-dev compile
-	$(BIN)/python -m bench.signing --signers $${SIGNERS:-2000} --concurrency $${CONCURRENCY:-200}
+	$(BIN)/python -m bench.signing_scale --signers $${SIGNERS:-400} --concurrency $${CONCURRENCY:-200} --preload $${PRELOAD:-100000}
 
 # The property-based hostile-input test with 10,000 generated conversations, then the figures.
 bench-trust: install-dev compile
@@ -85,7 +85,15 @@ bench-admin: install-dev compile
 
 # 100,000 recipients against a fake Bot API: rate, duplicates, losses, and a SIGKILL mid-way.
 bench-broadcast: install-dev compile
-	$(BIN)/python -m bench.broadcast
+	$(BIN)/python -m bench.broadcast --engine $${ENGINE:-both}
+
+# The bot over HTTP webhooks on PostgreSQL, 1 and 2 processes, 200 signers, beside an echo bot.
+bench-http: install-dev compile
+	$(BIN)/python -m bench.http
+
+# Launch to first update (the bot) and to first send (the broadcast worker), real processes.
+bench-startup: install-dev compile
+	$(BIN)/python -m bench.startup
 
 bench-quick: install-dev compile
 	$(BIN)/python -m bench.signing --signers 200 --concurrency 50

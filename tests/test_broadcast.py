@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
+from bot.workers.broadcast import AUTOCOMMIT
 from bot.workers.watch import Watch
 from db import broadcasts as store
 from db.models import AuditEntry, Broadcast, OutboxMessage, Signature, User, utcnow
@@ -316,6 +317,44 @@ async def test_rows_in_flight_at_a_crash_become_unknown_and_are_never_claimed_ag
         assert [row.id for row in later] == [first[1].id]  # the retry, once due
         numbers = (await store.figures(session, ids=[broadcast_id]))[broadcast_id]
     assert (numbers.sent, numbers.unknown, numbers.sending) == (1, 3, 16)
+
+
+async def test_results_written_again_change_nothing(app: App) -> None:
+    """The worker writes results without a transaction, and after a failure writes the same
+    ones again: rows the first write settled (sent, blocked, or back to pending for a retry)
+    are left as they are."""
+    await add_many(app, 4)
+    broadcast_id = await started(app)
+    now = utcnow()
+    async with app.conversation.sessions() as session:
+        await session.connection(execution_options=AUTOCOMMIT)
+        sent, retry, blocked, sending = await store.claim(
+            session, broadcast_id=broadcast_id, limit=4, now=now
+        )
+    results = [
+        store.Result(sent.id, "sent", message_id="7", attempts=1),
+        store.Result(retry.id, "pending", error="Bad Gateway", attempts=1,
+                     not_before=now + timedelta(seconds=30)),
+        store.Result(blocked.id, "blocked", error="Forbidden", attempts=1,
+                     user_id=blocked.user_id),
+    ]  # fmt: skip
+    for moment in (now, now + timedelta(seconds=1)):
+        async with app.conversation.sessions() as session:
+            await session.connection(execution_options=AUTOCOMMIT)
+            await store.record(session, results=results, now=moment)
+    async with app.conversation.sessions() as session:
+        rows = await session.execute(
+            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.attempts,
+                   OutboxMessage.updated_at)
+            .where(OutboxMessage.broadcast_id == broadcast_id)
+        )  # fmt: skip
+        found = {row.id: (row.status, row.attempts, store.as_utc(row.updated_at)) for row in rows}
+    assert found == {
+        sent.id: ("sent", 1, now),
+        retry.id: ("pending", 1, now),
+        blocked.id: ("blocked", 1, now),
+        sending.id: ("sending", 0, now),
+    }
 
 
 async def test_a_cancelled_broadcast_skips_what_is_left(app: App) -> None:
