@@ -34,11 +34,12 @@ async def add_sent(
 
 
 async def answers_rate(session: AsyncSession, *, channel: str, at: float | None = None) -> float:
-    """Answers a second sent on `channel` by every process over the last WINDOW seconds."""
+    """Answers a second sent on `channel` by every process over the last WINDOW whole
+    seconds (the one under way is not over: its count is still growing)."""
     now = int(time.time() if at is None else at)
     total = await session.execute(
         select(func.coalesce(func.sum(Counter.value), 0)).where(
-            Counter.name > _name(channel, now - WINDOW), Counter.name <= _name(channel, now)
+            Counter.name >= _name(channel, now - WINDOW), Counter.name < _name(channel, now)
         )
     )
     return float(total.scalar_one()) / WINDOW

@@ -8,6 +8,7 @@ our side.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from bot.app import App, build_app
 from bot.config import Settings
 from bot.workers.broadcast import Worker, build_worker
 from db import broadcasts as store
+from db import sends
 from db.models import Broadcast, Signature, User, utcnow
 from handlers.admin.audience import parse_when
 from handlers.news import STOP_PAYLOAD
@@ -387,3 +389,37 @@ async def test_claims_slower_than_the_rows_they_bring_are_made_further_ahead(
     assert (len(times) - 1) / (times[-1] - times[0]) >= 0.85 * 200
     assert busiest_second(times) <= 210
     assert set((await outbox(app, broadcast_id)).values()) == {("sent", None)}
+
+
+async def test_a_broadcast_leaves_room_for_the_answers_the_bots_are_sending(
+    app: App, server: FakeBotAPI
+) -> None:
+    # Telegram's overall rate is one: with the bots answering people at 16 a second (counted
+    # by every process in the database), a broadcast at 20 a second slows down to the rest.
+    await add_many(app, 40, first=FIRST)
+    await queue_broadcast(app, rate=20)
+
+    async with app.conversation.sessions() as session, session.begin():
+        for seconds_ago in range(1, 6):  # they have been answering for a while
+            await sends.add_sent(
+                session, channel="telegram", count=16, at=time.time() - seconds_ago
+            )
+
+    async def answering(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            async with app.conversation.sessions() as session, session.begin():
+                await sends.add_sent(session, channel="telegram", count=16)
+            await asyncio.sleep(1.0)
+
+    stop = asyncio.Event()
+    load = asyncio.create_task(answering(stop))
+    await asyncio.sleep(0.1)
+    try:
+        await send_all(worker_for(app))
+    finally:
+        stop.set()
+        await load
+    times = sorted(d.at for d in server.delivered())
+    assert len(times) == 40
+    # 40 messages at 4 a second (20 - 16) take about 10 s; at 20 a second, 2.
+    assert times[-1] - times[0] > 6.0, [round(t - times[0], 2) for t in times]

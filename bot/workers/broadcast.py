@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.channels.outlet import Outcome, Outlet, Reporter
 from bot.metrics import Metrics
 from db import broadcasts as store
-from db import queries
+from db import queries, sends
 from db.models import Broadcast, utcnow
 from handlers.admin.broadcasts import DEFAULT_RATE, progress_text
 from handlers.news import recipient_reply
@@ -57,6 +57,8 @@ PER_CHAT = 1.0  # seconds between two messages to the same chat
 CLAIM_AHEAD = 2.0  # rows are claimed for this many times as long as a claim takes
 CLAIM_FORGET = 0.9  # how much of the longest claim time is kept at each next claim
 STOP_GRACE = 15.0  # seconds a stopping worker gives the sends in flight
+SHARE_EVERY = 2.0  # seconds between looks at the answers the bots are sending
+LEAST_SHARE = 0.2  # of its rate, what a broadcast keeps however busy the answers are
 Clock = Callable[[], datetime]
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
@@ -378,6 +380,8 @@ class _Run:
 
     async def run(self) -> None:
         self.worker.pacer("telegram").rate = self.rate
+        if not self.broadcast.paid:
+            await self._share(forget=True)
         # Messenger knows no paid broadcasts: it keeps the ordinary rate.
         self.worker.pacer("messenger").rate = min(self.rate, self.worker.max_rate)
         lanes = [asyncio.create_task(self._lane(channel)) for channel in store.CHANNELS]
@@ -385,6 +389,7 @@ class _Run:
         # after its commit would leave rows in flight that nobody holds any more.
         helpers = [asyncio.create_task(self._claimer()), asyncio.create_task(self._flusher())]
         reporter = asyncio.create_task(self._reporter())
+        sharing = asyncio.create_task(self._sharer())
         try:
             await asyncio.gather(*lanes)
         finally:
@@ -394,7 +399,8 @@ class _Run:
             if self.sending:
                 await asyncio.wait(self.sending, timeout=STOP_GRACE)
             reporter.cancel()
-            await asyncio.gather(*helpers, reporter, return_exceptions=True)
+            sharing.cancel()
+            await asyncio.gather(*helpers, reporter, sharing, return_exceptions=True)
             # After the sends in flight (a 429 among them put its row back in a queue) and
             # after the claimer's last claim (its rows are queued too): nothing claimed and
             # unsent is left marked as in flight.
@@ -596,6 +602,28 @@ class _Run:
             await self._flush()
         if self.results:
             logger.error("%d broadcast results could not be recorded", len(self.results))
+
+    async def _sharer(self) -> None:
+        """Telegram has one overall rate for a bot: what the bots send in answer to people
+        (counted in the database by every process, db/sends.py) is taken off this
+        broadcast's, down to LEAST_SHARE of it. A paid broadcast has a limit of its own."""
+        looks = 1  # the first look was taken before the run began
+        while not self.closing and not self.broadcast.paid:
+            await _wait(self.stop, SHARE_EVERY)
+            await self._share(forget=looks % 30 == 0)
+            looks += 1
+
+    async def _share(self, *, forget: bool = False) -> None:
+        try:
+            async with self.worker.sessions() as session, session.begin():
+                answers = await sends.answers_rate(session, channel="telegram")
+                if forget:
+                    await sends.forget_sent(session, channel="telegram")
+        except Exception:
+            logger.warning("could not read the answers' rate", exc_info=True)
+            answers = 0.0
+        pacer = self.worker.pacer("telegram")
+        pacer.rate = max(self.rate * LEAST_SHARE, self.rate - answers)
 
     async def _reporter(self) -> None:
         if self.report is None:
