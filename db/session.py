@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -69,18 +69,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         return create_async_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
         _owner_only(Path(parsed.database))
-    # SQLite has one writer at a time: a single connection queues transactions in-process
-    # instead of making them spin on the file lock. Every use of it ends in a commit or a
-    # rollback, so the pool's extra rollback on return (a thread hand-off) is skipped.
-    engine = create_async_engine(
-        url,
-        echo=echo,
-        pool_size=1,
-        max_overflow=0,
-        pool_timeout=60,
-        hide_parameters=True,
-        pool_reset_on_return=None,
-    )
+    engine = _one_connection(url, echo=echo)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -114,14 +103,7 @@ def create_reader(engine: AsyncEngine) -> AsyncEngine | None:
     url = engine.url
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    reader = create_async_engine(
-        url,
-        pool_size=1,
-        max_overflow=0,
-        pool_timeout=60,
-        hide_parameters=True,
-        pool_reset_on_return=None,
-    )
+    reader = _one_connection(url)
 
     @event.listens_for(reader.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -131,6 +113,21 @@ def create_reader(engine: AsyncEngine) -> AsyncEngine | None:
         cursor.close()
 
     return reader
+
+
+def _one_connection(url: str | URL, *, echo: bool = False) -> AsyncEngine:
+    # SQLite has one writer at a time: a single connection queues transactions in-process
+    # instead of making them spin on the file lock. Every use of it ends in a commit or a
+    # rollback, so the pool's extra rollback on return (a thread hand-off) is skipped.
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+        hide_parameters=True,
+        pool_reset_on_return=None,
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
