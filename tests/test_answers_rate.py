@@ -52,3 +52,9 @@ async def test_answers_sent_on_telegram_are_counted_and_published(
         # Counted in the second under way, read once it is over.
         rate = await sends.answers_rate(session, channel="telegram", at=time.time() + 1)
         assert rate * sends.WINDOW == sent
+    old = time.time() - 300
+    async with app.conversation.sessions() as session, session.begin():
+        await sends.add_sent(session, channel="telegram", count=7, at=old)
+    await publish(app, forget=True)  # nothing new to add, but the old counts go
+    async with app.conversation.sessions() as session:
+        assert await sends.answers_rate(session, channel="telegram", at=old + 1) == 0.0
