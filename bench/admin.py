@@ -141,6 +141,7 @@ async def _seed(url: str, total: int) -> dict[str, Any]:
                     "updates_opt_in": False, "recent_updates": [], "blocked": False,
                     "created_at": at, "last_seen_at": at,
                     "agreed_at": at if signs or rng.random() < 0.6 else None,
+                    "signed": signs,
                 })  # fmt: skip
             if signs:
                 country = _pick(COUNTRIES, rng)

@@ -76,6 +76,7 @@ from bench import admin as campaign
 from bot.app import build_app
 from bot.channels.telegram import build_bot, build_dispatcher
 from bot.config import Settings
+from db import stats
 from db.migrate import upgrade
 from db.milestones import thresholds
 from db.models import Counter as CounterRow
@@ -83,7 +84,7 @@ from db.models import Milestone, Signature
 from db.models import User as UserRow
 from db.protect import ContactCipher, new_key
 from db.queries import SIGNERS
-from db.session import create_engine
+from db.session import create_engine, create_sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:" + "A" * 35
@@ -448,6 +449,7 @@ def campaign_rows(count: int, cipher: ContactCipher, now: datetime) -> Iterator[
                 "share_code": f"s{index:09d}" if signs else None, "updates_opt_in": news,
                 "recent_updates": [], "blocked": False, "created_at": at, "last_seen_at": at,
                 "agreed_at": at if signs or rng.random() < 0.6 else None,
+                "signed": signs,
             })  # fmt: skip
         if signs:
             country = countries.pick(rng)
@@ -516,6 +518,12 @@ async def preload(url: str, count: int, *, cipher: ContactCipher, goal: int) -> 
                     text("SELECT setval(pg_get_serial_sequence('users', 'id'), "
                          "(SELECT COALESCE(MAX(id), 0) + 1 FROM users), false)")
                 )  # fmt: skip
+        # The checkpoint of /stats's figures, as the watch would have taken it by now.
+        async with create_sessionmaker(engine)() as session:
+            checkpoint = await stats.new_checkpoint(session, now=datetime.now(UTC))
+        if checkpoint is not None:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                await stats.keep(session, checkpoint)
         async with engine.connect() as connection:
             # Outside a transaction, where neither can run.
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -46,7 +46,10 @@ class User(Base):
     """A person as one channel knows them, with their conversation state."""
 
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_users_channel_external"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_users_channel_external"),
+        Index("ix_users_signed_step", "signed", "step", "agreed_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -71,6 +74,9 @@ class User(Base):
     # so that every process counts the same burst.
     burst_started_at: Mapped[datetime | None] = mapped_column()
     burst_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Has a signature (counted or set aside): kept by the statements that add and delete
+    # them, so that /stats finds those who have not signed from an index, not a join.
+    signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Signature(Base):
@@ -148,6 +154,20 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StatsCheckpoint(Base):
+    """The figures of /stats over the signatures up to `through_id`, kept so that /stats
+    reads only the signatures added since (db/stats.py). Valid while the `changes` counter,
+    which every UPDATE or DELETE of signatures bumps, still holds `changes`."""
+
+    __tablename__ = "stats_checkpoints"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    through_id: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime] = mapped_column()
+    figures: Mapped[dict[str, Any]] = mapped_column()
 
 
 class PendingReply(Base):

@@ -195,6 +195,7 @@ async def add_signature(
     signature_id: int | None = (await session.execute(statement, [row])).scalar_one_or_none()
     if signature_id is not None:
         await count_signatures(session, 1)
+        await session.execute(update(_USERS).where(_USERS.c.id == user.id).values(signed=True))
     return signature_id
 
 
@@ -238,13 +239,20 @@ async def withdraw_signature(session: AsyncSession, *, user_id: int) -> bool:
 
 
 async def _delete_signatures(session: AsyncSession, where: Any) -> int:
-    """Delete signatures, keeping the count of those counted; how many went."""
-    gone = await session.execute(
-        delete(_SIGNATURES).where(where).returning(_SIGNATURES.c.invalidated_at)
-    )
-    set_aside = gone.scalars().all()
-    await count_signatures(session, -sum(1 for when in set_aside if when is None))
-    return len(set_aside)
+    """Delete signatures, keeping the count of those counted and their signers' marks; how
+    many went."""
+    gone = (
+        await session.execute(
+            delete(_SIGNATURES)
+            .where(where)
+            .returning(_SIGNATURES.c.invalidated_at, _SIGNATURES.c.user_id)
+        )
+    ).all()
+    await count_signatures(session, -sum(1 for when, _ in gone if when is None))
+    signers = [user_id for _, user_id in gone if user_id is not None]
+    if signers:
+        await session.execute(update(_USERS).where(_USERS.c.id.in_(signers)).values(signed=False))
+    return len(gone)
 
 
 async def count_signatures(session: AsyncSession, change: int) -> None:

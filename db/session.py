@@ -66,7 +66,9 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
+        engine = create_async_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
+        count_changes_to_signatures(engine)
+        return engine
     if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
         _owner_only(Path(parsed.database))
     engine = _one_connection(url, echo=echo)
@@ -93,7 +95,32 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    count_changes_to_signatures(engine)
     return engine
+
+
+# Every statement that changes or deletes signatures starts so (SQLAlchemy writes them so).
+_CHANGING_SIGNATURES = ("UPDATE SIGNATURES ", "DELETE FROM SIGNATURES ")
+_CHANGED = "UPDATE counters SET value = value + 1 WHERE name = 'changes'"
+
+
+def count_changes_to_signatures(engine: AsyncEngine) -> None:
+    """Bump the `changes` counter, in the same transaction, after any statement that changed
+    or deleted signatures, whatever code sent it: the checkpoint of /stats's figures
+    (db/stats.py) is kept only while the counter has not moved. Adding signatures does not
+    count: the figures add those from their ids."""
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _changed(
+        connection: Any, cursor: Any, statement: str, _p: Any, _c: Any, _many: bool
+    ) -> None:
+        if statement.lstrip()[:24].upper().startswith(_CHANGING_SIGNATURES) and cursor.rowcount:
+            # A cursor of its own: the statement's may still hold rows it returns.
+            counter = connection.connection.cursor()
+            try:
+                counter.execute(_CHANGED)
+            finally:
+                counter.close()
 
 
 def create_reader(engine: AsyncEngine) -> AsyncEngine | None:

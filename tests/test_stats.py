@@ -96,7 +96,9 @@ async def seed(app: App, *, admin_language: str) -> None:
                    when=today, aside=True),
     ]  # fmt: skip
     async with app.conversation.sessions() as session:
-        await session.execute(insert(User), [*signers, *waiting, admin])
+        # As signing does, the signers' rows say they have signed.
+        signed = [{**row, "signed": True} for row in signers]
+        await session.execute(insert(User), [*signed, *waiting, admin])
         # Signatures name their signer by number; the database gave the users their ids.
         rows = await session.execute(select(User.external_id, User.id))
         ids = {external_id: user_id for external_id, user_id in rows}

@@ -1,5 +1,5 @@
 """Background duties while the bot serves: signing spikes reported to admins, retention,
-milestones announced."""
+milestones announced, the checkpoint of /stats's figures kept up."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.app import App
 from bot.channels.outlet import Notify
-from db import alerts, broadcasts, dialect, milestones, queries
+from db import alerts, broadcasts, dialect, milestones, queries, stats
 from db.models import utcnow
 from handlers.reading import places
 from words.text import format_number, format_percent_of
@@ -23,6 +23,7 @@ SPIKE_FACTOR = 5.0  # times the country's usual hourly rate
 ALERT_EVERY = timedelta(hours=1)  # one alert per country per hour at most
 CHECK_EVERY = 300.0  # seconds
 MILESTONE_EVERY = 12.0  # seconds: admins hear of a milestone moments after it is passed
+FIGURES_EVERY = 30.0  # seconds: how often the checkpoint of /stats's figures is looked at
 
 
 class Watch:
@@ -149,6 +150,23 @@ class Watch:
                 logger.exception("could not tell an admin of a milestone")
         return claimed
 
+    async def figures(
+        self, now: datetime | None = None, behind: int = stats.CHECKPOINT_BEHIND
+    ) -> bool:
+        """Take a new checkpoint of /stats's figures when it is due (db/stats.py): counted on
+        the read-only connection where there is one, then stored in a short transaction.
+        True when one was taken."""
+        now = now or utcnow()
+        app = self.app
+        with_reader = app.conversation.readers or app.conversation.sessions
+        async with with_reader() as session:
+            checkpoint = await stats.new_checkpoint(session, now=now, behind=behind)
+        if checkpoint is None:
+            return False
+        async with app.conversation.sessions() as session, session.begin():
+            await stats.keep(session, checkpoint)
+        return True
+
     def _milestone_text(self, claimed: list[int], total: int, goal: int, language: str) -> str:
         # Milestones passed together (an import, or the first round after an upgrade) make
         # one message, about the goal or else the highest.
@@ -186,6 +204,7 @@ class Watch:
         tasks = [
             asyncio.create_task(loop(self.check, every), name="watch"),
             asyncio.create_task(loop(self.milestones, milestones_every), name="milestones"),
+            asyncio.create_task(loop(self.figures, FIGURES_EVERY), name="figures"),
         ]
         try:
             yield
