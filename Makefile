@@ -69,7 +69,8 @@ i18n-update: i18n-extract
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --ignore-obsolete
 
 bench: install-dev compile
-	$(BIN)/python -m bench.signing_scale --signers $${SIGNERS:-400} --concurrency $${CONCURRENCY:-200} --preload $${PRELOAD:-100000}
+	$(BIN)/python -m bench.signing_scale --signers $${SIGNERS:-400} --concurrency $${CONCURRENCY:-200} \
+		--paced-concurrency $${PACED_CONCURRENCY:-50} --preload $${PRELOAD:-100000}
 
 # The property-based hostile-input test with 10,000 generated conversations, then the figures.
 bench-trust: install-dev compile

@@ -70,8 +70,8 @@ commands = Commands()
 @commands("stats")
 async def stats(ctx: Context, _incoming: Incoming) -> list[Reply]:
     """The figures in three messages, the first carrying the chart: counted and drawn after
-    the update, beside the conversation (half a second at 100,000 signatures, which nobody
-    else should wait for)."""
+    the update, beside the conversation (the chart alone takes some 25 ms, which nobody
+    else should wait for; the counting is mostly a checkpoint read, see db/stats.py)."""
     await queries.audit(ctx.session, actor=ctx.actor, action="stats")
     return [Reply("", later=partial(_figures_later, ctx))]
 
