@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.dialect import insert_ignoring_conflicts
 from db.models import Milestone, Signature, utcnow
-from db.queries import SignatureFilter, count_matching
+from db.queries import counted_signatures
 
 MILESTONES = (100, 500, 1_000, 5_000, 10_000)  # and the goal
 
@@ -94,5 +94,6 @@ async def latest_signature(session: AsyncSession) -> int | None:
 
 
 async def counted_total(session: AsyncSession) -> int:
-    """The number of counted signatures (not set aside)."""
-    return await count_matching(session, where=SignatureFilter())
+    """The number of counted signatures (not set aside): the counter's row, O(1), not a
+    count of every signature every 12 seconds while people sign."""
+    return await counted_signatures(session)

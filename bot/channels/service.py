@@ -31,8 +31,7 @@ def add_service_routes(web_app: web.Application, app: App) -> None:
         if not hmac.compare_digest(given, expected):
             return web.Response(status=401, text="unauthorized")
         async with app.conversation.sessions() as session:
-            app.metrics.signatures.set(await queries.count_matching(
-                session, where=queries.SignatureFilter()))  # fmt: skip
+            app.metrics.signatures.set(await queries.counted_signatures(session))
             app.metrics.outbox.set(await broadcast_store.outbox_depth(session))
         return web.Response(body=app.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
